@@ -1,0 +1,413 @@
+"""The canonical e-commerce data model: the one place that knows table and column names.
+
+Six tables (``service_contacts`` optional)::
+
+    customers(customer_id*) 1──n orders(order_id*, customer_id→) 1──n order_items(order_id→, line_no*)
+    products(product_id*) 1──n order_items(product_id→)
+    customers 1──n service_contacts(contact_id*, customer_id→)
+    customers 1──n survey_responses(respondent_id*, customer_id→ nullable, <item columns>)
+
+``*`` marks the key, ``→`` a foreign key. Validation has two layers:
+
+* :func:`coerce_table` casts a raw frame to the canonical dtypes and fails with a
+  :class:`~ecrm_research.exceptions.SchemaError` that names the file, column, number of bad
+  rows and the first bad value (never a pandas traceback);
+* :func:`validate_table` / :func:`validate_tables` check value constraints and unique keys
+  with pandera. Orphan foreign keys are *data-quality* findings, not errors: they are counted
+  and quarantined by :mod:`ecrm_research.quality`.
+
+Examples
+--------
+>>> import pandas as pd
+>>> from ecrm_research import schema
+>>> orders = pd.DataFrame({"order_id": ["1"], "customer_id": ["c1"],
+...                        "ordered_at": ["2024-01-02"], "status": ["completed"]})
+>>> schema.coerce_table(orders, "orders").dtypes["ordered_at"]
+dtype('<M8[ns]')
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import pandera.pandas as pa
+
+from .exceptions import SchemaError
+
+ORDER_STATUSES = ("completed", "cancelled", "returned")
+CHANNELS = ("app", "web")
+
+ID = pd.StringDtype("pyarrow")  # compact ids; fast to hash, read straight from Parquet
+TEXT = pd.StringDtype("pyarrow")
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    """One canonical column.
+
+    kind : 'id' | 'text' | 'datetime' | 'float' | 'int' | 'bool' | 'category'
+    """
+
+    name: str
+    kind: str
+    required: bool = False
+    nullable: bool = True
+    allowed: tuple[str, ...] | None = None
+    min_value: float | None = None
+    max_value: float | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    columns: tuple[ColumnSpec, ...]
+    key: tuple[str, ...]
+    foreign_keys: dict[str, tuple[str, str]] = field(default_factory=dict)  # column -> (table, column)
+    optional: bool = False
+    #: extra (non-canonical) columns are allowed and must be numeric (survey items)
+    extra_numeric: bool = False
+    doc: str = ""
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    @property
+    def required(self) -> list[str]:
+        return [c.name for c in self.columns if c.required]
+
+    def column(self, name: str) -> ColumnSpec:
+        for c in self.columns:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
+
+C = ColumnSpec
+TABLES: dict[str, TableSpec] = {
+    "customers": TableSpec(
+        "customers",
+        (
+            C("customer_id", "id", required=True, nullable=False, doc="customer key"),
+            C("registered_at", "datetime", doc="registration timestamp"),
+            C("channel", "category", allowed=CHANNELS, doc="registration channel"),
+            C("region", "text"),
+            C("age_band", "text", doc="e.g. '25-34'"),
+            C("acquisition_source", "text", doc="e.g. search, social, referral"),
+            C("is_member", "bool", doc="paid/loyalty membership"),
+        ),
+        key=("customer_id",),
+        doc="One row per customer with registration attributes.",
+    ),
+    "products": TableSpec(
+        "products",
+        (
+            C("product_id", "id", required=True, nullable=False),
+            C("product_name", "text"),
+            C("category", "text"),
+            C("list_price", "float", min_value=0),
+        ),
+        key=("product_id",),
+        doc="Product catalogue.",
+    ),
+    "orders": TableSpec(
+        "orders",
+        (
+            C("order_id", "id", required=True, nullable=False),
+            C("customer_id", "id", required=True, doc="missing ids are quarantined by quality.clean"),
+            C("ordered_at", "datetime", required=True, nullable=False),
+            C("status", "category", required=True, nullable=False, allowed=ORDER_STATUSES),
+            C("promised_days", "float", min_value=0, doc="promised delivery time, days"),
+            C("delivery_days", "float", min_value=0, doc="actual delivery time, days"),
+            C("discount_rate", "float", min_value=0, max_value=1, doc="share of list value discounted"),
+            C("channel", "category", allowed=CHANNELS),
+        ),
+        key=("order_id",),
+        foreign_keys={"customer_id": ("customers", "customer_id")},
+        doc="One row per order (invoice).",
+    ),
+    "order_items": TableSpec(
+        "order_items",
+        (
+            C("order_id", "id", required=True, nullable=False),
+            C("line_no", "int", required=True, nullable=False, min_value=0),
+            C("product_id", "id", required=True, nullable=False),
+            C("quantity", "float", required=True, nullable=False, doc="negative = returned units"),
+            C("unit_price", "float", required=True, nullable=False),
+            C("source_row", "int", doc="row number in the user's flat file (lines format)"),
+        ),
+        key=("order_id", "line_no"),
+        foreign_keys={"order_id": ("orders", "order_id"), "product_id": ("products", "product_id")},
+        doc="One row per order line.",
+    ),
+    "survey_responses": TableSpec(
+        "survey_responses",
+        (
+            C("respondent_id", "id", required=True, nullable=False),
+            C("customer_id", "id", doc="links stated loyalty to behaviour when known"),
+            C("answered_at", "datetime"),
+        ),
+        key=("respondent_id",),
+        foreign_keys={"customer_id": ("customers", "customer_id")},
+        optional=True,
+        extra_numeric=True,
+        doc="Wide survey: one row per respondent, one numeric column per item (e.g. Likert 1-7).",
+    ),
+    "service_contacts": TableSpec(
+        "service_contacts",
+        (
+            C("contact_id", "id", required=True, nullable=False),
+            C("customer_id", "id", required=True, nullable=False),
+            C("contacted_at", "datetime", required=True, nullable=False),
+            C("reason", "text"),
+            C("resolved", "bool"),
+        ),
+        key=("contact_id",),
+        foreign_keys={"customer_id": ("customers", "customer_id")},
+        optional=True,
+        doc="After-sales service contacts.",
+    ),
+}
+del C
+
+REQUIRED_TABLES = tuple(n for n, t in TABLES.items() if not t.optional)
+
+
+def _example(series: pd.Series, bad: pd.Series) -> tuple[int, Any]:
+    idx = bad[bad].index[0]
+    pos = series.index.get_loc(idx)
+    return int(pos) if isinstance(pos, (int, np.integer)) else 0, series.loc[idx]
+
+
+def _fail_values(table: str, source: str | None, col: str, series: pd.Series, bad: pd.Series,
+                 what: str, hint: str) -> SchemaError:
+    n = int(bad.sum())
+    row, value = _example(series, bad)
+    where = source or table
+    return SchemaError(
+        f"{where}: column '{col}' has {n:,} value(s) that are not {what} "
+        f"(first: row {row + 1} = {value!r}). {hint}",
+        source=where, column=col, n_rows=n, example=value,
+    )
+
+
+def _as_bool(series: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(series):
+        return series.astype("boolean")
+    truthy = {"1", "true", "yes", "y", "t"}
+    falsy = {"0", "false", "no", "n", "f"}
+    s = series.astype("string").str.strip().str.lower()
+    out = pd.Series(pd.NA, index=series.index, dtype="boolean")
+    out[s.isin(truthy).fillna(False).astype(bool)] = True
+    out[s.isin(falsy).fillna(False).astype(bool)] = False
+    return out
+
+
+def coerce_column(series: pd.Series, spec: ColumnSpec, *, table: str, source: str | None = None,
+                  date_format: str | None = None, dayfirst: bool = False) -> pd.Series:
+    """Cast one column to its canonical dtype, failing clearly on unparsable values."""
+    notna = series.notna() & ~(series.astype("string").str.strip() == "").fillna(False)
+    kind = spec.kind
+    if kind in ("id", "text"):
+        if pd.api.types.is_float_dtype(series):
+            # ids read as floats (e.g. 17850.0 because of missing values) -> '17850'
+            as_int = series.dropna()
+            if (as_int == np.floor(as_int)).all():
+                series = series.astype("Int64")
+        out = series.astype("string").str.strip() if kind == "id" else series.astype("string")
+        out = out.mask(~notna)
+        return out.astype(ID if kind == "id" else TEXT)
+    if kind == "datetime":
+        if pd.api.types.is_datetime64_any_dtype(series):
+            out = series
+            if getattr(out.dt, "tz", None) is not None:
+                out = out.dt.tz_convert(None)
+            return out.astype("datetime64[ns]")
+        out = pd.to_datetime(series, format=date_format, dayfirst=dayfirst, errors="coerce")
+        bad = notna & out.isna()
+        if bad.any():
+            hint = (f"Pass date_format (it was {date_format!r})" if date_format
+                    else "Pass date_format, e.g. '%d/%m/%Y' or '%Y-%m-%d %H:%M'")
+            raise _fail_values(table, source, spec.name, series, bad, "dates", hint + " or fix the rows.")
+        return out.astype("datetime64[ns]")
+    if kind in ("float", "int"):
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            out = series.astype("float64")
+        else:
+            out = pd.to_numeric(series.astype("string").str.strip(), errors="coerce")
+            bad = notna & out.isna()
+            if bad.any():
+                raise _fail_values(table, source, spec.name, series, bad, "numbers",
+                                   "If the file uses a decimal comma pass decimal=','; otherwise fix the rows.")
+            out = out.astype("float64")
+        if kind == "int":
+            frac = out.notna() & (out != np.floor(out.fillna(0)))
+            if frac.any():
+                raise _fail_values(table, source, spec.name, series, frac, "whole numbers", "Fix the rows.")
+            return out.astype("Int64") if out.isna().any() else out.astype("int64")
+        return out
+    if kind == "bool":
+        out = _as_bool(series)
+        bad = notna & out.isna()
+        if bad.any():
+            raise _fail_values(table, source, spec.name, series, bad, "yes/no values",
+                               "Use 1/0, true/false or yes/no.")
+        return out
+    if kind == "category":
+        out = series.astype("string").str.strip().str.lower().mask(~notna)
+        if spec.allowed:
+            bad = out.notna() & ~out.isin(spec.allowed).fillna(False)
+            if bad.any():
+                raise _fail_values(table, source, spec.name, series, bad,
+                                   f"one of {list(spec.allowed)}",
+                                   "Map the values in the column-mapping file (value_maps) or fix the rows.")
+            return pd.Series(pd.Categorical(out, categories=list(spec.allowed)), index=series.index)
+        return out.astype("category")
+    raise ValueError(f"unknown column kind {kind!r}")
+
+
+def coerce_table(df: pd.DataFrame, table: str, *, source: str | None = None,
+                 date_format: str | None = None, dayfirst: bool = False) -> pd.DataFrame:
+    """Return ``df`` with canonical column order and dtypes.
+
+    Parameters
+    ----------
+    df : DataFrame
+        Raw table whose columns already carry canonical names (see :mod:`ecrm_research.io`
+        for renaming through a column-mapping file).
+    table : str
+        One of :data:`TABLES`.
+    source : str, optional
+        File name to quote in error messages.
+    date_format, dayfirst :
+        Passed to :func:`pandas.to_datetime` for text date columns.
+
+    Returns
+    -------
+    DataFrame
+        Canonical columns first (absent optional ones are added as missing), then any extra
+        columns (kept as they are; survey item columns are cast to float).
+
+    Raises
+    ------
+    SchemaError
+        Missing required column, empty table, unparsable value.
+    """
+    spec = TABLES[table]
+    where = source or table
+    if df.shape[1] == 0 or len(df) == 0:
+        raise SchemaError(f"{where}: the table is empty (no rows). A '{table}' table needs at least one row "
+                          f"with columns {spec.required}.", source=where, n_rows=0)
+    missing = [c for c in spec.required if c not in df.columns]
+    if missing:
+        present = ", ".join(map(str, df.columns[:30]))
+        raise SchemaError(
+            f"{where}: required column(s) {missing} missing for table '{table}'. Columns present: [{present}]. "
+            f"Rename them or pass a column-mapping file (--mapping) that maps your names to {missing}.",
+            source=where, column=missing[0])
+    out = {}
+    for c in spec.columns:
+        if c.name in df.columns:
+            out[c.name] = coerce_column(df[c.name], c, table=table, source=source,
+                                        date_format=date_format, dayfirst=dayfirst)
+        else:
+            empty = pd.Series(pd.NA, index=df.index, dtype=object)
+            out[c.name] = coerce_column(empty, c, table=table, source=source)
+    frame = pd.DataFrame(out, index=df.index)
+    extras = [c for c in df.columns if c not in spec.names]
+    for c in extras:
+        if spec.extra_numeric:
+            frame[c] = coerce_column(df[c], ColumnSpec(str(c), "float"), table=table, source=source)
+        else:
+            frame[c] = df[c]
+    return frame.reset_index(drop=True)
+
+
+def _pandera_schema(spec: TableSpec) -> pa.DataFrameSchema:
+    cols = {}
+    for c in spec.columns:
+        checks = []
+        if c.min_value is not None:
+            checks.append(pa.Check.ge(c.min_value))
+        if c.max_value is not None:
+            checks.append(pa.Check.le(c.max_value))
+        if c.allowed is not None:
+            checks.append(pa.Check.isin(list(c.allowed)))
+        cols[c.name] = pa.Column(nullable=c.nullable, checks=checks, required=c.required)
+    return pa.DataFrameSchema(cols, strict=False, name=spec.name)
+
+
+def validate_table(df: pd.DataFrame, table: str, *, source: str | None = None) -> pd.DataFrame:
+    """Check value constraints (pandera) and key uniqueness of a coerced table.
+
+    Raises
+    ------
+    SchemaError
+        With the failing column, the number of failing rows and the first failing value.
+    """
+    spec = TABLES[table]
+    where = source or table
+    try:
+        _pandera_schema(spec).validate(df, lazy=True)
+    except pa.errors.SchemaErrors as exc:
+        fc = exc.failure_cases
+        first = fc.iloc[0]
+        col = first.get("column")
+        n = int((fc["column"] == col).sum())
+        check = first.get("check")
+        raise SchemaError(
+            f"{where}: column '{col}' fails check {check} in {n:,} row(s) (first: row "
+            f"{int(first['index']) + 1 if pd.notna(first.get('index')) else '?'} = {first['failure_case']!r}). "
+            "Fix the rows or the column mapping.",
+            source=where, column=str(col), n_rows=n, example=first["failure_case"]) from None
+    dup = df.duplicated(list(spec.key), keep=False)
+    if dup.any():
+        first = df.loc[dup, list(spec.key)].iloc[0].tolist()
+        n = int(dup.sum())
+        raise SchemaError(
+            f"{where}: key {list(spec.key)} is not unique: {n:,} rows share a key (first: {first}). "
+            "Each row of this table must have its own key; remove the duplicates or choose another key.",
+            source=where, column=spec.key[0], n_rows=n, example=first)
+    return df
+
+
+def validate_tables(tables: dict[str, pd.DataFrame], *, sources: dict[str, str] | None = None) -> dict[str, pd.DataFrame]:
+    """Validate every present table; required tables must all be there."""
+    sources = sources or {}
+    absent = [t for t in REQUIRED_TABLES if t not in tables]
+    if absent:
+        raise SchemaError(f"canonical data: table(s) {absent} missing; have {sorted(tables)}. "
+                          f"A canonical folder holds {list(REQUIRED_TABLES)} as .parquet/.csv/.xlsx files.",
+                          source=None)
+    for name, df in tables.items():
+        if name in TABLES:
+            validate_table(df, name, source=sources.get(name))
+    return tables
+
+
+def orphan_mask(tables: dict[str, pd.DataFrame], table: str, column: str) -> pd.Series:
+    """Boolean mask of rows of ``table`` whose non-null ``column`` has no parent row."""
+    parent_table, parent_col = TABLES[table].foreign_keys[column]
+    child = tables[table][column]
+    if parent_table not in tables:
+        return pd.Series(False, index=child.index)
+    return child.notna() & ~child.isin(tables[parent_table][parent_col])
+
+
+def describe() -> pd.DataFrame:
+    """The data model as a table (for the README and notebooks)."""
+    rows = []
+    for t in TABLES.values():
+        for c in t.columns:
+            rows.append({"table": t.name, "column": c.name, "kind": c.kind, "required": c.required,
+                         "key": c.name in t.key, "references": ".".join(t.foreign_keys.get(c.name, ())),
+                         "allowed": ", ".join(c.allowed) if c.allowed else "", "doc": c.doc})
+    return pd.DataFrame(rows)
+
+
+def table_names(include_optional: bool = True) -> Iterable[str]:
+    return [n for n, t in TABLES.items() if include_optional or not t.optional]
