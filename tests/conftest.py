@@ -63,3 +63,21 @@ def sample_dir() -> Path:
     if not (SAMPLE_DIR / "orders.parquet").exists():
         pytest.fail(f"bundled sample data missing in {SAMPLE_DIR}; run `ecrm sample`")
     return SAMPLE_DIR
+
+
+@pytest.fixture
+def run_nb(tmp_path):
+    """Execute a notebook by short name into tmp_path; return its output folder.
+
+    Usage: ``out = run_nb("association", data=str(path), params={"min_support": 0.01})``.
+    Fails the test with the notebook's error when execution fails.
+    """
+    from ecrm_research.runner import run_notebook
+
+    def _run(name: str, **kwargs) -> Path:
+        res = run_notebook(name, out=tmp_path, progress=False, **kwargs)
+        if res.status != "ok":
+            pytest.fail(f"notebook {name} failed: {res.error}")
+        return Path(res.out_dir)
+
+    return _run

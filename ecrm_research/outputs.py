@@ -1,0 +1,107 @@
+"""What an analysis notebook writes: tables, figures and headline findings.
+
+Every notebook creates one :class:`ReportOutputs` and writes through it, so the report site,
+the tests and the reader see the same files::
+
+    OUT/<name>/tables/*.csv (+ .parquet)   OUT/<name>/figures/*.png   OUT/<name>/findings.json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .paths import REPORTS_DIR
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating, float)):
+        v = float(value)
+        return None if math.isnan(v) or math.isinf(v) else v
+    if isinstance(value, (np.bool_,)):
+        return bool(value)
+    if isinstance(value, (pd.Timestamp, datetime, date)):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray, pd.Series)):
+        return [_jsonable(v) for v in list(value)]
+    if value is pd.NA or value is None:
+        return None
+    return value
+
+
+class ReportOutputs:
+    """Writer for one analysis' outputs.
+
+    Parameters
+    ----------
+    out_dir : str or Path or None
+        Folder for this analysis (created). ``None`` means ``reports/<name>`` in the project.
+    name : str
+        Short analysis name (``association``, ``churn`` ...).
+
+    Examples
+    --------
+    >>> out = ReportOutputs(None, "overview")            # doctest: +SKIP
+    >>> out.table(df, "quality_summary")                  # doctest: +SKIP
+    >>> out.finding("n_customers", 4338, "4,338 customers after cleaning")   # doctest: +SKIP
+    >>> out.write_findings("What data do we have?")       # doctest: +SKIP
+    """
+
+    def __init__(self, out_dir: str | Path | None, name: str):
+        self.name = name
+        self.dir = Path(out_dir) if out_dir is not None else REPORTS_DIR / name
+        self.tables_dir = self.dir / "tables"
+        self.figures_dir = self.dir / "figures"
+        self.tables_dir.mkdir(parents=True, exist_ok=True)
+        self.figures_dir.mkdir(parents=True, exist_ok=True)
+        self.findings: list[dict[str, Any]] = []
+
+    def table(self, df: pd.DataFrame, name: str, *, parquet: bool = False, index: bool = False) -> Path:
+        """Write ``tables/<name>.csv`` (and ``.parquet`` when types matter); return the CSV path."""
+        path = self.tables_dir / f"{name}.csv"
+        csv_df = df.copy()
+        for col in csv_df.columns:
+            # list-valued cells (itemsets) are written as "a|b" so the CSV stays flat
+            if csv_df[col].dtype == object and csv_df[col].map(lambda v: isinstance(v, (list, tuple, frozenset, set))).any():
+                csv_df[col] = csv_df[col].map(
+                    lambda v: "|".join(sorted(map(str, v))) if isinstance(v, (list, tuple, frozenset, set)) else v)
+        csv_df.to_csv(path, index=index)
+        if parquet:
+            pq = df.copy()
+            for col in pq.columns:
+                if pq[col].dtype == object and pq[col].map(lambda v: isinstance(v, (frozenset, set, tuple))).any():
+                    pq[col] = pq[col].map(lambda v: sorted(map(str, v)) if isinstance(v, (frozenset, set, tuple)) else v)
+            pq.to_parquet(self.tables_dir / f"{name}.parquet", index=index)
+        return path
+
+    def figure(self, fig_or_ax: Any, name: str, *, dpi: int = 110) -> Path:
+        """Save a matplotlib Figure (or the figure of an Axes) to ``figures/<name>.png``."""
+        fig = getattr(fig_or_ax, "figure", None) if not hasattr(fig_or_ax, "savefig") else fig_or_ax
+        if fig is None:
+            raise TypeError(f"figure(): expected a matplotlib Figure or Axes, got {type(fig_or_ax).__name__}")
+        path = self.figures_dir / f"{name}.png"
+        fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        return path
+
+    def finding(self, key: str, value: Any, text: str) -> None:
+        """Record a headline number with a one-sentence plain-language statement."""
+        self.findings = [f for f in self.findings if f["key"] != key]
+        self.findings.append({"key": key, "value": _jsonable(value), "text": text})
+
+    def write_findings(self, question: str, **extra: Any) -> Path:
+        """Write ``findings.json`` with the analysis question, findings and extra context."""
+        payload = {"analysis": self.name, "question": question, "findings": self.findings}
+        payload.update({k: _jsonable(v) for k, v in extra.items()})
+        path = self.dir / "findings.json"
+        path.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+        return path
