@@ -1,0 +1,548 @@
+"""Executing the analysis notebooks with papermill and rendering their reports.
+
+A notebook ``notebooks/NN_name[_more].ipynb`` is known by its short *name* (the word after
+``NN_``). :func:`run_notebook` executes one into ``OUT/<name>/``::
+
+    OUT/<name>/<name>.ipynb            executed notebook (kept, partially, when a cell fails)
+    OUT/<name>/report.html             reader version: markdown and outputs, no code
+    OUT/<name>/report_student.html     student version: with the code
+    OUT/<name>/run.json                status, error, timing, data source and parameters
+    OUT/<name>/tables/ figures/ findings.json   written by the notebook (``outputs.ReportOutputs``)
+
+:func:`run_all` runs several notebooks in order (a failure does not stop the others) and writes
+``OUT/index.html`` (see :mod:`ecrm_research.report_site`).
+
+papermill and nbconvert are called only from this module, so their API drift is handled here.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+import re
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .exceptions import EcrmError, ParameterError
+from .paths import KERNEL_NAME, NOTEBOOKS_DIR, PROJ_ROOT, REPORTS_DIR
+
+__all__ = [
+    "RunResult",
+    "list_notebooks",
+    "notebook_path",
+    "notebook_parameters",
+    "run_notebook",
+    "run_all",
+    "render_reports",
+    "ensure_kernel",
+]
+
+_NB_RE = re.compile(r"^(?P<num>\d+)_(?P<name>[A-Za-z0-9]+)(?:_[^.]*)?\.ipynb$")
+_ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: parameters the runner injects itself; a notebook should declare them but they are not user input
+_INJECTED = ("out_dir",)
+#: parameters whose string values are paths, made absolute before injection
+_PATH_PARAMS = ("data", "mapping")
+_MAX_ERROR_CHARS = 400
+
+
+@dataclass
+class RunResult:
+    """Outcome of executing one notebook.
+
+    Attributes
+    ----------
+    name : str
+        Short analysis name (``association``, ``churn`` ...).
+    status : str
+        ``'ok'`` or ``'failed'``.
+    out_dir : Path
+        ``OUT/<name>``, holding the executed notebook, reports, tables, figures, findings.
+    error : str or None
+        ``"ExceptionName: message"`` of the failing cell (short, without traceback); None when ok.
+    seconds : float
+        Wall time of the execution (kernel start to last cell), without report rendering.
+    """
+
+    name: str
+    status: str
+    out_dir: Path
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """True when the notebook ran to the end."""
+        return self.status == "ok"
+
+    @property
+    def notebook(self) -> Path:
+        """The executed notebook ``OUT/<name>/<name>.ipynb``."""
+        return Path(self.out_dir) / f"{self.name}.ipynb"
+
+    @property
+    def report(self) -> Path:
+        """The reader report ``OUT/<name>/report.html``."""
+        return Path(self.out_dir) / "report.html"
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def list_notebooks(notebooks_dir: str | Path | None = None) -> dict[str, Path]:
+    """Map short names to notebook files, ordered by their ``NN`` prefix.
+
+    Parameters
+    ----------
+    notebooks_dir : str or Path, optional
+        Folder to scan; default ``paths.NOTEBOOKS_DIR`` (``notebooks/``).
+
+    Returns
+    -------
+    dict of str to Path
+        ``{"overview": .../00_overview.ipynb, "association": .../01_association_rules.ipynb, ...}``.
+
+    Raises
+    ------
+    ParameterError
+        When two notebooks share a short name.
+    """
+    folder = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
+    found: list[tuple[int, str, Path]] = []
+    if folder.is_dir():
+        for p in folder.iterdir():
+            m = _NB_RE.match(p.name)
+            if m and p.is_file():
+                found.append((int(m["num"]), m["name"], p))
+    found.sort(key=lambda t: (t[0], t[2].name))
+    out: dict[str, Path] = {}
+    for _, name, p in found:
+        if name in out:
+            raise ParameterError(
+                f"Two notebooks share the short name '{name}': {out[name].name} and {p.name}. "
+                f"Rename one of them in {folder}.",
+                allowed=list(out),
+            )
+        out[name] = p
+    return out
+
+
+def notebook_path(name: str, notebooks_dir: str | Path | None = None) -> Path:
+    """Path of the notebook with short name `name`.
+
+    Raises
+    ------
+    ParameterError
+        Unknown name; the message and ``.allowed`` list the available names.
+    """
+    books = list_notebooks(notebooks_dir)
+    if name not in books:
+        folder = Path(notebooks_dir) if notebooks_dir is not None else NOTEBOOKS_DIR
+        names = ", ".join(books) or "(none)"
+        raise ParameterError(
+            f"Unknown notebook '{name}'. Available in {folder}: {names}.", allowed=list(books)
+        )
+    return books[name]
+
+
+def _parse_default(text: str | None) -> Any:
+    """Turn a parameter's default source text into a value (the literal, else the text)."""
+    if text is None:
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def _inspect(path: Path) -> dict[str, dict[str, Any]]:
+    import papermill as pm
+
+    try:
+        return pm.inspect_notebook(str(path))
+    except Exception as exc:  # papermill raises plain exceptions for unreadable notebooks
+        raise ParameterError(f"Cannot read the parameters of {path.name}: {exc}") from exc
+
+
+def notebook_parameters(name: str, *, notebooks_dir: str | Path | None = None) -> dict[str, Any]:
+    """Declared parameters of a notebook with their default values.
+
+    Parameters
+    ----------
+    name : str
+        Short notebook name.
+    notebooks_dir : str or Path, optional
+        Folder of the notebooks; default ``notebooks/``.
+
+    Returns
+    -------
+    dict
+        ``{parameter: default}`` in declaration order; defaults are the parsed literals
+        (a default that is not a literal is returned as its source text).
+    """
+    path = notebook_path(name, notebooks_dir)
+    return {k: _parse_default(v.get("default")) for k, v in _inspect(path).items()}
+
+
+def notebook_parameter_help(name: str, *, notebooks_dir: str | Path | None = None) -> list[dict[str, Any]]:
+    """Declared parameters with default, inferred type and help comment (for ``ecrm run NAME --help``)."""
+    path = notebook_path(name, notebooks_dir)
+    rows = []
+    for k, v in _inspect(path).items():
+        rows.append({
+            "name": k,
+            "default": _parse_default(v.get("default")),
+            "default_text": v.get("default"),
+            "type": v.get("inferred_type_name") or "",
+            "help": v.get("help") or "",
+        })
+    return rows
+
+
+# --------------------------------------------------------------------------- kernel
+
+
+def ensure_kernel(kernel_name: str = KERNEL_NAME) -> str:
+    """Make sure the Jupyter kernelspec `kernel_name` exists; install it into ``sys.prefix`` if not.
+
+    The installed kernel runs the current interpreter (``sys.executable``), so a fresh
+    virtual environment works without ``make install``.
+
+    Returns
+    -------
+    str
+        The kernel name.
+    """
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        KernelSpecManager().get_kernel_spec(kernel_name)
+        return kernel_name
+    except NoSuchKernel:
+        pass
+    from ipykernel.kernelspec import install
+
+    install(kernel_name=kernel_name, display_name=f"Python ({kernel_name})", prefix=sys.prefix)
+    return kernel_name
+
+
+# --------------------------------------------------------------------------- running
+
+
+def _absolute(value: Any) -> Any:
+    """Absolute path (relative to the caller's cwd) for str/Path values; others unchanged."""
+    if isinstance(value, Path) or (isinstance(value, str) and value):
+        return str(Path(os.fspath(value)).expanduser().resolve())
+    return value
+
+
+def _build_parameters(
+    declared: Mapping[str, Any],
+    name: str,
+    *,
+    data: Any,
+    data_format: str | None,
+    mapping: Any,
+    params: Mapping[str, Any] | None,
+    out_dir: Path,
+) -> dict[str, Any]:
+    given: dict[str, Any] = dict(params or {})
+    for key, value in (("data", data), ("data_format", data_format), ("mapping", mapping)):
+        if value is not None:
+            given[key] = value
+    unknown = [k for k in given if k not in declared]
+    if unknown:
+        allowed = [k for k in declared if k not in _INJECTED]
+        raise ParameterError(
+            f"The {name} notebook does not declare parameter(s) {', '.join(map(repr, unknown))}. "
+            f"Declared parameters: {', '.join(allowed) or '(none)'}. "
+            f"See `ecrm run {name} --help`.",
+            allowed=allowed,
+        )
+    for key in _PATH_PARAMS:
+        if key in given:
+            given[key] = _absolute(given[key])
+    if isinstance(given.get("data_format"), str):
+        given["data_format"] = given["data_format"].strip()
+    injected = {"out_dir": str(out_dir)}
+    injected.update(given)
+    return injected
+
+
+def _short_error(exc: BaseException) -> str:
+    """``"Name: message"`` of the failing cell, without ANSI codes or traceback."""
+    ename = getattr(exc, "ename", None)
+    evalue = getattr(exc, "evalue", None)
+    if ename is None:
+        ename, evalue = type(exc).__name__, str(exc)
+        if "timed out" in evalue.lower() or "timeout" in ename.lower():
+            first = evalue.strip().splitlines()[0] if evalue.strip() else ""
+            evalue = first
+    msg = _ANSI_RE.sub("", f"{ename}: {evalue}" if evalue else str(ename)).strip()
+    msg = " ".join(msg.split())
+    if len(msg) > _MAX_ERROR_CHARS:
+        msg = msg[: _MAX_ERROR_CHARS - 1] + "…"
+    return msg
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+        return value
+    except TypeError:
+        return repr(value)
+
+
+def run_notebook(
+    name: str,
+    *,
+    data: str | Path | None = None,
+    data_format: str | None = None,
+    mapping: str | Path | Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    timeout: float | None = 1800,
+    progress: bool = True,
+    notebooks_dir: str | Path | None = None,
+    render: bool = True,
+) -> RunResult:
+    """Execute one analysis notebook with papermill and render its HTML reports.
+
+    Parameters
+    ----------
+    name : str
+        Short notebook name (see :func:`list_notebooks`).
+    data : str or Path, optional
+        The user's data file or folder (made absolute); None = the notebook's default (sample).
+    data_format : str, optional
+        ``canonical``, ``lines``, ``baskets``, ``customers`` or ``survey``; None = detect.
+    mapping : str, Path or dict, optional
+        Column-mapping YAML file (made absolute) or mapping dict.
+    params : dict, optional
+        Other notebook parameters, e.g. ``{"min_support": 0.01}``. Every key must be declared
+        in the notebook's ``parameters`` cell.
+    out : str or Path, optional
+        Output root; the notebook writes to ``out/<name>/``. Default ``paths.REPORTS_DIR``.
+    timeout : float, optional
+        Seconds allowed per cell (None = no limit).
+    progress : bool
+        Show papermill's progress bar.
+    notebooks_dir : str or Path, optional
+        Folder of the notebooks; default ``notebooks/``.
+    render : bool
+        Render ``report.html`` / ``report_student.html`` (also for a failed notebook).
+
+    Returns
+    -------
+    RunResult
+        ``status='failed'`` with ``error="ValueError: ..."`` when a cell raises; the partially
+        executed notebook is kept in ``out/<name>/<name>.ipynb``.
+
+    Raises
+    ------
+    ParameterError
+        Unknown notebook name, or a parameter the notebook does not declare (raised before
+        anything runs; ``.allowed`` lists the declared parameters).
+    """
+    import papermill as pm
+
+    src = notebook_path(name, notebooks_dir)
+    declared = notebook_parameters(name, notebooks_dir=notebooks_dir)
+    root = Path(out).expanduser().resolve() if out is not None else REPORTS_DIR
+    out_dir = root / name
+    parameters = _build_parameters(
+        declared, name, data=data, data_format=data_format, mapping=mapping, params=params,
+        out_dir=out_dir,
+    )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    nb_out = out_dir / f"{name}.ipynb"
+    kernel = ensure_kernel(KERNEL_NAME)
+
+    started = datetime.now().astimezone()
+    t0 = time.perf_counter()
+    status, error = "ok", None
+    try:
+        pm.execute_notebook(
+            str(src),
+            str(nb_out),
+            parameters=parameters,
+            kernel_name=kernel,
+            progress_bar=progress,
+            log_output=False,
+            cwd=str(PROJ_ROOT),
+            execution_timeout=timeout,
+        )
+    except pm.PapermillExecutionError as exc:
+        status, error = "failed", _short_error(exc)
+    except KeyboardInterrupt:
+        raise
+    except Exception as exc:  # kernel death, cell timeout, unreadable notebook ...
+        status, error = "failed", _short_error(exc)
+    seconds = time.perf_counter() - t0
+
+    result = RunResult(name=name, status=status, out_dir=out_dir, error=error, seconds=seconds)
+    record = {
+        "name": name,
+        "notebook": src.name,
+        "status": status,
+        "error": error,
+        "seconds": round(seconds, 3),
+        "started": started.isoformat(timespec="seconds"),
+        "parameters": {k: _jsonable(v) for k, v in parameters.items()},
+        "render_error": None,
+    }
+    if render and nb_out.exists():
+        try:
+            render_reports(nb_out, out_dir, title=name)
+        except Exception as exc:  # a broken render must not hide the run result
+            record["render_error"] = _short_error(exc)
+    (out_dir / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    return result
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | None = None) -> dict[str, Path]:
+    """Render an executed notebook to a reader and a student HTML report.
+
+    Parameters
+    ----------
+    notebook : str or Path
+        Executed ``.ipynb``.
+    out_dir : str or Path
+        Folder for ``report.html`` (no code: markdown and outputs) and
+        ``report_student.html`` (with the code).
+    title : str, optional
+        HTML page title; default the notebook's stem.
+
+    Returns
+    -------
+    dict
+        ``{"reader": Path, "student": Path}``.
+
+    Notes
+    -----
+    Cells tagged ``remove-cell`` are dropped from both; ``remove-input`` hides the code of a
+    cell in the student version too. Images are embedded, so each HTML file stands alone.
+    """
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    nb_path = Path(notebook)
+    out_dir = Path(out_dir)
+    nb = nbformat.read(str(nb_path), as_version=4)
+    name = title or nb_path.stem
+    paths = {"reader": out_dir / "report.html", "student": out_dir / "report_student.html"}
+    for kind, target in paths.items():
+        exporter = HTMLExporter(
+            exclude_input=(kind == "reader"),
+            exclude_input_prompt=(kind == "reader"),
+            exclude_output_prompt=True,
+            embed_images=True,
+        )
+        tags = TagRemovePreprocessor(
+            remove_cell_tags={"remove-cell", "remove_cell"},
+            remove_input_tags={"remove-input", "remove_input"},
+            enabled=True,
+        )
+        exporter.register_preprocessor(tags, enabled=True)
+        body, _ = exporter.from_notebook_node(
+            nb, resources={"metadata": {"name": name, "path": str(nb_path.parent)}}
+        )
+        target.write_text(body, encoding="utf-8")
+    return paths
+
+
+# --------------------------------------------------------------------------- run_all
+
+
+def _resolve_names(names: str | Iterable[str], notebooks_dir: str | Path | None) -> list[str]:
+    books = list_notebooks(notebooks_dir)
+    if isinstance(names, str):
+        names = list(books) if names == "all" else [names]
+    names = list(names)
+    for n in names:
+        if n not in books:
+            notebook_path(n, notebooks_dir)  # raises with the list of names
+    return names
+
+
+def run_all(
+    names: str | Sequence[str] = "all",
+    *,
+    data: str | Path | None = None,
+    data_format: str | None = None,
+    mapping: str | Path | Mapping[str, Any] | None = None,
+    params: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    timeout: float | None = 1800,
+    progress: bool = True,
+    notebooks_dir: str | Path | None = None,
+    on_result: Any = None,
+) -> list[RunResult]:
+    """Run several notebooks in order and write ``out/index.html``.
+
+    Parameters
+    ----------
+    names : "all" or list of str
+        Short names, run in the given order (``"all"`` = every notebook by ``NN``).
+    data, data_format, mapping, params, timeout, progress, notebooks_dir
+        As in :func:`run_notebook`. With several notebooks, each receives the `params` it
+        declares; a key declared by none of them is an error.
+    out : str or Path, optional
+        Output root; default ``paths.REPORTS_DIR``.
+    on_result : callable, optional
+        Called with each :class:`RunResult` as soon as it is available (the CLI prints it).
+
+    Returns
+    -------
+    list of RunResult
+        One per notebook; a failed notebook does not stop the others.
+
+    Raises
+    ------
+    ParameterError
+        Unknown name or undeclared parameter (before anything runs).
+    """
+    from .report_site import write_index
+
+    order = _resolve_names(names, notebooks_dir)
+    given = dict(params or {})
+    for key, value in (("data", data), ("data_format", data_format), ("mapping", mapping)):
+        if value is not None:
+            given[key] = value
+    declared = {n: notebook_parameters(n, notebooks_dir=notebooks_dir) for n in order}
+    if len(order) == 1:
+        # strict: same message as run_notebook
+        _build_parameters(declared[order[0]], order[0], data=None, data_format=None, mapping=None,
+                          params=given, out_dir=Path("."))
+    else:
+        nobody = [k for k in given if not any(k in d for d in declared.values())]
+        if nobody:
+            allowed = sorted({k for d in declared.values() for k in d if k not in _INJECTED})
+            raise ParameterError(
+                f"No notebook among {', '.join(order)} declares parameter(s) "
+                f"{', '.join(map(repr, nobody))}. Declared parameters: {', '.join(allowed)}.",
+                allowed=allowed,
+            )
+    root = Path(out).expanduser().resolve() if out is not None else REPORTS_DIR
+    run_date = datetime.now().astimezone()
+    results: list[RunResult] = []
+    for n in order:
+        own = {k: v for k, v in given.items() if k in declared[n]}
+        res = run_notebook(n, params=own, out=root, timeout=timeout, progress=progress,
+                           notebooks_dir=notebooks_dir)
+        results.append(res)
+        if on_result is not None:
+            on_result(res)
+    shown = {k: (_absolute(v) if k in _PATH_PARAMS else v) for k, v in given.items()}
+    write_index(root, results, params=shown, run_date=run_date,
+                order=list(list_notebooks(notebooks_dir)))
+    return results
