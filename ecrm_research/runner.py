@@ -19,16 +19,17 @@ from __future__ import annotations
 
 import ast
 import json
+import logging
 import os
 import re
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .exceptions import EcrmError, ParameterError
+from .exceptions import ParameterError
 from .paths import KERNEL_NAME, NOTEBOOKS_DIR, PROJ_ROOT, REPORTS_DIR
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "list_notebooks",
     "notebook_path",
     "notebook_parameters",
+    "notebook_parameter_help",
     "run_notebook",
     "run_all",
     "render_reports",
@@ -49,6 +51,20 @@ _INJECTED = ("out_dir",)
 #: parameters whose string values are paths, made absolute before injection
 _PATH_PARAMS = ("data", "mapping")
 _MAX_ERROR_CHARS = 400
+
+
+class _DropUnknownParameterWarning(logging.Filter):
+    """papermill's line parser warns about parameter lines it cannot read (any second ``=``,
+    even in a comment) and then about "unknown" parameters; the runner parses the cell with
+    :mod:`ast` and checks parameters itself, so these warnings are noise."""
+
+    _NOISE = ("Passed unknown parameter", "Unable to parse line")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.getMessage()).startswith(self._NOISE)
+
+
+logging.getLogger("papermill").addFilter(_DropUnknownParameterWarning())
 
 
 @dataclass
@@ -160,13 +176,59 @@ def _parse_default(text: str | None) -> Any:
         return text
 
 
-def _inspect(path: Path) -> dict[str, dict[str, Any]]:
-    import papermill as pm
+def _parse_parameters_cell(source: str) -> dict[str, dict[str, Any]] | None:
+    """Parameters of a ``parameters`` cell via :mod:`ast`; None when the cell is not plain Python.
+
+    papermill's own inspector skips any line holding a second ``=`` (e.g. in a help comment
+    such as ``out_dir = None  # None = reports/x``), so the cell is parsed here instead.
+    """
+    import io
+    import tokenize
 
     try:
-        return pm.inspect_notebook(str(path))
-    except Exception as exc:  # papermill raises plain exceptions for unreadable notebooks
-        raise ParameterError(f"Cannot read the parameters of {path.name}: {exc}") from exc
+        tree = ast.parse(source)
+        comments = {
+            tok.start[0]: tok.string.lstrip("#").strip()
+            for tok in tokenize.generate_tokens(io.StringIO(source).readline)
+            if tok.type == tokenize.COMMENT
+        }
+    except (SyntaxError, tokenize.TokenError, IndentationError):
+        return None
+    params: dict[str, dict[str, Any]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = [t.id for t in node.targets if isinstance(t, ast.Name)]
+            annotation = None
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            targets = [node.target.id]
+            annotation = ast.get_source_segment(source, node.annotation)
+        else:
+            continue
+        default = ast.get_source_segment(source, node.value)
+        help_text = comments.get(node.end_lineno or node.lineno, "")
+        for t in targets:
+            params[t] = {"name": t, "default": default, "help": help_text,
+                         "inferred_type_name": annotation or type(_parse_default(default)).__name__}
+    return params
+
+
+def _inspect(path: Path) -> dict[str, dict[str, Any]]:
+    """``{name: {"default": source text, "help": comment, "inferred_type_name": ...}}`` in order."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as exc:  # nbformat raises several unrelated types for unreadable files
+        raise ParameterError(f"Cannot read notebook {path}: {exc}. Is it valid .ipynb JSON?") from exc
+    cells = [c for c in nb.cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    if not cells:
+        return {}
+    parsed = _parse_parameters_cell(cells[0].source)
+    if parsed is not None:
+        return parsed
+    import papermill as pm  # cell with IPython syntax: fall back to papermill's line parser
+
+    return dict(pm.inspect_notebook(str(path)))
 
 
 def notebook_parameters(name: str, *, notebooks_dir: str | Path | None = None) -> dict[str, Any]:
@@ -184,6 +246,12 @@ def notebook_parameters(name: str, *, notebooks_dir: str | Path | None = None) -
     dict
         ``{parameter: default}`` in declaration order; defaults are the parsed literals
         (a default that is not a literal is returned as its source text).
+
+    Notes
+    -----
+    The cell tagged ``parameters`` is parsed with :mod:`ast` (multi-line literals and ``=`` in
+    help comments are fine); papermill's ``inspect_notebook`` is the fallback for cells that are
+    not plain Python.
     """
     path = notebook_path(name, notebooks_dir)
     return {k: _parse_default(v.get("default")) for k, v in _inspect(path).items()}
@@ -235,10 +303,18 @@ def ensure_kernel(kernel_name: str = KERNEL_NAME) -> str:
 
 
 def _absolute(value: Any) -> Any:
-    """Absolute path (relative to the caller's cwd) for str/Path values; others unchanged."""
-    if isinstance(value, Path) or (isinstance(value, str) and value):
-        return str(Path(os.fspath(value)).expanduser().resolve())
-    return value
+    """Absolute path for a str/Path value (others unchanged).
+
+    Relative paths are taken from the caller's cwd; one that does not exist there but exists
+    under the project root (``data/mappings/online_retail.yaml``) is taken from the project root,
+    since notebooks run there.
+    """
+    if not (isinstance(value, Path) or (isinstance(value, str) and value)):
+        return value
+    p = Path(os.fspath(value)).expanduser()
+    if not p.is_absolute() and not p.exists() and (PROJ_ROOT / p).exists():
+        p = PROJ_ROOT / p
+    return str(p.resolve())
 
 
 def _build_parameters(
@@ -255,6 +331,10 @@ def _build_parameters(
     for key, value in (("data", data), ("data_format", data_format), ("mapping", mapping)):
         if value is not None:
             given[key] = value
+    if "out_dir" in given:
+        raise ParameterError(
+            f"out_dir is set by the runner (OUT/{name}); choose the output root with out=... "
+            f"(CLI: --out DIR) instead.", allowed=[k for k in declared if k not in _INJECTED])
     unknown = [k for k in given if k not in declared]
     if unknown:
         allowed = [k for k in declared if k not in _INJECTED]
@@ -282,7 +362,7 @@ def _short_error(exc: BaseException) -> str:
         ename, evalue = type(exc).__name__, str(exc)
         if "timed out" in evalue.lower() or "timeout" in ename.lower():
             first = evalue.strip().splitlines()[0] if evalue.strip() else ""
-            evalue = first
+            evalue = first + " Raise the per-cell limit with timeout=... (CLI: --timeout SECONDS)."
     msg = _ANSI_RE.sub("", f"{ename}: {evalue}" if evalue else str(ename)).strip()
     msg = " ".join(msg.split())
     if len(msg) > _MAX_ERROR_CHARS:
@@ -296,6 +376,19 @@ def _jsonable(value: Any) -> Any:
         return value
     except TypeError:
         return repr(value)
+
+
+def _clear_previous(out_dir: Path, nb_out: Path) -> None:
+    """Remove the outputs of an earlier run so a failure never shows stale findings."""
+    import shutil
+
+    for f in (nb_out, out_dir / "findings.json", out_dir / "run.json",
+              out_dir / "report.html", out_dir / "report_student.html"):
+        if f.is_file():
+            f.unlink()
+    for d in (out_dir / "tables", out_dir / "figures"):
+        if d.is_dir() and not d.is_symlink():
+            shutil.rmtree(d)
 
 
 def run_notebook(
@@ -359,8 +452,9 @@ def run_notebook(
         declared, name, data=data, data_format=data_format, mapping=mapping, params=params,
         out_dir=out_dir,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
     nb_out = out_dir / f"{name}.ipynb"
+    _clear_previous(out_dir, nb_out)
+    out_dir.mkdir(parents=True, exist_ok=True)
     kernel = ensure_kernel(KERNEL_NAME)
 
     started = datetime.now().astimezone()
@@ -376,6 +470,8 @@ def run_notebook(
             log_output=False,
             cwd=str(PROJ_ROOT),
             execution_timeout=timeout,
+            # ipykernel's start-up warnings (e.g. "running over TCP without encryption") are noise here
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
         )
     except pm.PapermillExecutionError as exc:
         status, error = "failed", _short_error(exc)

@@ -1,0 +1,346 @@
+"""The ``ecrm`` command: a thin layer over :mod:`runner`, :mod:`quality` and :mod:`sample`.
+
+::
+
+    ecrm run NAME|all [--data PATH] [--data-format X] [--mapping FILE] [-p KEY VALUE ...] [--out DIR]
+    ecrm run NAME --help          # also lists the notebook's parameters and defaults
+    ecrm validate --data PATH [--data-format X] [--mapping FILE]
+    ecrm sample [--customers N] [--months M] [--seed S] [--out DIR]
+
+Errors the user can fix (:class:`~ecrm_research.exceptions.EcrmError`) are printed as
+``error: ...`` on stderr with exit code 2; Ctrl-C exits with 130. ``ecrm run`` exits with 1 when
+a notebook failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import yaml
+
+from .exceptions import EcrmError, ParameterError
+
+__all__ = ["main", "build_parser", "parse_param_value"]
+
+_FLOAT_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPT = 0, 1, 2, 130
+_DATA_KEYS = ("data", "data_format", "mapping")
+
+
+# --------------------------------------------------------------------------- -p values
+
+
+class _ParamLoader(yaml.SafeLoader):
+    """YAML loader for ``-p`` values: only ``true``/``false`` are booleans and dates stay strings,
+    so plain words such as ``no``, ``on`` or ``2024-01-01`` are not silently converted."""
+
+
+_ParamLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_ParamLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool",
+    re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"),
+)
+
+
+def parse_param_value(text: str) -> Any:
+    """Parse a ``-p KEY VALUE`` value as YAML.
+
+    Parameters
+    ----------
+    text : str
+        The value as typed on the command line.
+
+    Returns
+    -------
+    Any
+        ``"3"`` → 3, ``"0.05"`` → 0.05, ``"true"`` → True, ``"null"`` → None,
+        ``"[a, b]"`` → ["a", "b"], ``"{A: [x, y]}"`` → {"A": ["x", "y"]}; anything else
+        (``"hello"``, ``"no"``, ``"2024-01-01"``) stays a string.
+
+    Raises
+    ------
+    ParameterError
+        When the value looks like YAML but is malformed (e.g. ``"[a, b"``).
+    """
+    try:
+        value = yaml.load(text, Loader=_ParamLoader)  # noqa: S506 - SafeLoader subclass
+    except yaml.YAMLError as exc:
+        if text.lstrip()[:1] in "[{":
+            raise ParameterError(f"Cannot parse parameter value {text!r} as YAML: "
+                                 f"{str(exc).splitlines()[0]}. Quote lists as '[a, b]'.") from exc
+        return text
+    if text.strip() == "":
+        return ""
+    if isinstance(value, dict) and not text.lstrip().startswith("{"):
+        return text  # "Note: x" is a word, not a mapping; mappings are written {A: [x, y]}
+    if isinstance(value, list) and not text.lstrip().startswith("["):
+        return text
+    if isinstance(value, str) and _FLOAT_RE.fullmatch(text.strip()):
+        return float(text)  # YAML 1.1 reads 1e-3 as a string
+    return value
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _notebook_names() -> list[str]:
+    from .runner import list_notebooks
+
+    try:
+        return list(list_notebooks())
+    except EcrmError:
+        return []
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ecrm`` argument parser (``run`` has its own ``-h`` handled in :func:`main`)."""
+    names = _notebook_names()
+    parser = argparse.ArgumentParser(
+        prog="ecrm",
+        description="E-commerce CRM data mining: run the analysis notebooks, check data, make sample data.",
+        epilog=("Analyses (notebooks): " + (", ".join(names) if names else "(none found)")
+                + "\n\nExamples:\n  ecrm run all\n  ecrm run association --data baskets.csv -p min_support 0.01"
+                  "\n  ecrm run churn --help\n  ecrm validate --data my_export/"),
+        formatter_class=_Formatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", title="commands")
+
+    run = sub.add_parser(
+        "run", add_help=False, formatter_class=_Formatter,
+        help="run one analysis notebook (or all) and render the reports",
+        description="Run an analysis notebook with papermill into OUT/NAME/ and write OUT/index.html.",
+        epilog="Analyses: " + (", ".join(names) if names else "(none found)")
+               + "\nUse `ecrm run NAME --help` to list the parameters of NAME.",
+    )
+    run.add_argument("-h", "--help", action="store_true", help="show this help (and NAME's parameters) and exit")
+    run.add_argument("name", nargs="?", metavar="NAME", help="analysis name or 'all'")
+    _data_args(run, required=False)
+    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("KEY", "VALUE"), default=[],
+                     help="notebook parameter; VALUE is YAML (3, 0.05, true, [a, b], {A: [x, y]})")
+    run.add_argument("--out", metavar="DIR", help="output folder (default: reports/)")
+    run.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
+                     help="time limit per cell; 0 = none (default: 1800)")
+    run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    run.add_argument("--notebooks-dir", metavar="DIR", help=argparse.SUPPRESS)
+
+    val = sub.add_parser("validate", formatter_class=_Formatter,
+                         help="check a data set: quality report and row reconciliation",
+                         description="Load and clean a data set; print the quality report and the "
+                                     "reconciliation of input, kept and quarantined rows.")
+    _data_args(val, required=True)
+
+    smp = sub.add_parser("sample", formatter_class=_Formatter, help="write the synthetic sample data",
+                         description="Generate the synthetic e-commerce sample (canonical Parquet tables "
+                                     "plus planted truths).")
+    smp.add_argument("--customers", type=int, metavar="N", help="number of customers")
+    smp.add_argument("--months", type=int, metavar="M", help="months of history")
+    smp.add_argument("--seed", type=int, metavar="S", help="random seed")
+    smp.add_argument("--out", metavar="DIR", help="output folder (default: data/sample)")
+    return parser
+
+
+def _data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
+    p.add_argument("--data", metavar="PATH", required=required, help="data file or folder (default: the sample)")
+    p.add_argument("--data-format", metavar="X",
+                   help="canonical, lines, baskets, customers or survey (default: detected)")
+    p.add_argument("--mapping", metavar="FILE", help="column-mapping YAML")
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _param_table(name: str, notebooks_dir: str | None) -> str:
+    from .runner import notebook_parameter_help
+
+    rows = notebook_parameter_help(name, notebooks_dir=notebooks_dir)
+    rows = [r for r in rows if r["name"] != "out_dir"]
+    if not rows:
+        return f"Notebook parameters ({name}): none\n"
+    width = max(len(r["name"]) for r in rows)
+    dwidth = min(40, max(len(str(r["default_text"])) for r in rows))
+    lines = [f"Notebook parameters ({name}); set with -p KEY VALUE:"]
+    for r in rows:
+        line = f"  {r['name']:<{width}}  default {str(r['default_text']):<{dwidth}}"
+        if r["help"]:
+            line += f"  {r['help']}"
+        lines.append(line.rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _cmd_run_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    run_parser = _subparser(parser, "run")
+    text = run_parser.format_help()
+    if args.name and args.name != "all":
+        text += "\n" + _param_table(args.name, args.notebooks_dir)
+    sys.stdout.write(text)
+    return EXIT_OK
+
+
+def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    for action in parser._actions:  # argparse has no public accessor for sub-parsers
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices[name]
+    raise KeyError(name)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from .runner import RunResult, run_all
+
+    params: dict[str, Any] = {}
+    for key, raw in args.param:
+        key = key.replace("-", "_") if key.replace("-", "_") in _DATA_KEYS else key
+        params[key] = parse_param_value(raw)
+    data_args: dict[str, Any] = {}
+    for key in _DATA_KEYS:
+        flag = getattr(args, key)
+        pval = params.pop(key, None)
+        if flag is not None and pval is not None and str(pval) != flag:
+            raise ParameterError(f"--{key.replace('_', '-')} {flag!r} and -p {key} {pval!r} disagree; give one.")
+        value = flag if flag is not None else pval
+        if value is not None:
+            data_args[key] = str(value) if key != "mapping" or not isinstance(value, dict) else value
+
+    names: Any = "all" if args.name == "all" else [args.name]
+
+    def show(res: RunResult) -> None:
+        line = f"{res.name:<14} {res.status:<6} {res.seconds:7.1f}s  {res.out_dir}"
+        if res.error:
+            line += f"\n{'':<14} error: {res.error}"
+        print(line, flush=True)
+
+    results = run_all(names, params=params, out=args.out, timeout=args.timeout or None,
+                      progress=not args.no_progress, notebooks_dir=args.notebooks_dir,
+                      on_result=show, **data_args)
+    from .paths import REPORTS_DIR
+
+    root = Path(args.out).expanduser().resolve() if args.out else REPORTS_DIR
+    print(f"index: {root / 'index.html'}")
+    failed = [r.name for r in results if r.status != "ok"]
+    if failed:
+        print(f"{len(failed)} of {len(results)} notebooks failed: {', '.join(failed)}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _print_frame(title: str, value: Any) -> None:
+    import pandas as pd
+
+    print(f"\n== {title} ==")
+    if isinstance(value, pd.DataFrame):
+        print("(none)" if value.empty else value.to_string(index=any(n is not None for n in value.index.names)))
+    elif isinstance(value, pd.Series):
+        print("(none)" if value.empty else value.to_string())
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            print(f"{k}: {v}")
+    else:
+        print(value)
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from . import quality  # imported lazily so `ecrm run` and `--help` stay fast
+
+    dataset, result = quality.prepare(data=args.data, data_format=args.data_format, mapping=args.mapping)
+    report = result.report
+    print(f"Data: {getattr(dataset, 'source', args.data)} (format: {getattr(dataset, 'format', '?')})")
+    sections = [("summary", "Summary"), ("date_range", "Date range"), ("missing", "Missing values"),
+                ("duplicates", "Duplicates"), ("ranges", "Value ranges"), ("orphans", "Orphan keys"),
+                ("statuses", "Order statuses"), ("non_product", "Non-product lines")]
+    shown = False
+    for attr, title in sections:
+        if hasattr(report, attr):
+            value = getattr(report, attr)
+            if attr == "missing" and isinstance(value, pd.DataFrame) and "n_missing" in value:
+                value = value[value["n_missing"] > 0]  # the report lists every column
+            _print_frame(title, value)
+            shown = True
+    if not shown:
+        _print_frame("Quality report", report)
+    _print_frame("Reconciliation (input = kept + quarantined)", result.reconciliation)
+    return EXIT_OK
+
+
+def _cmd_sample(args: argparse.Namespace) -> int:
+    from . import sample  # imported lazily
+    from .paths import SAMPLE_DIR
+
+    out = Path(args.out).expanduser().resolve() if args.out else SAMPLE_DIR
+    kwargs = {k: v for k, v in (("n_customers", args.customers), ("months", args.months), ("seed", args.seed))
+              if v is not None}
+    written = sample.write_sample(out, **kwargs)
+    print(f"sample written to {out}")
+    files: list[Path] = []
+    if isinstance(written, dict):
+        files = [Path(p) for p in written.values() if isinstance(p, (str, Path))]
+    elif isinstance(written, (list, tuple)):
+        files = [Path(p) for p in written if isinstance(p, (str, Path))]
+    if not files:
+        files = sorted(p for p in out.rglob("*") if p.is_file())
+    for p in files:
+        size = p.stat().st_size if p.exists() else 0
+        print(f"  {p}  ({size:,} bytes)")
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``ecrm``; returns the exit code.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name; default ``sys.argv[1:]``.
+
+    Returns
+    -------
+    int
+        0 success, 1 a notebook failed, 2 usage or data error (``EcrmError``), 130 interrupted.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help or a usage error printed by argparse
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        if args.command is None:
+            parser.print_help()
+            return EXIT_USAGE
+        if args.command == "run":
+            if args.help:
+                return _cmd_run_help(parser, args)
+            if not args.name:
+                _subparser(parser, "run").print_usage(sys.stderr)
+                print("error: give an analysis NAME or 'all' "
+                      f"(available: {', '.join(_notebook_names()) or 'none'})", file=sys.stderr)
+                return EXIT_USAGE
+            return _cmd_run(args)
+        if args.command == "validate":
+            return _cmd_validate(args)
+        if args.command == "sample":
+            return _cmd_sample(args)
+        parser.error(f"unknown command {args.command}")  # pragma: no cover
+    except EcrmError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return EXIT_INTERRUPT
+    return EXIT_USAGE  # pragma: no cover
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,315 @@
+"""Runner: notebook discovery, parameters, execution, failure handling, HTML reports, index.
+
+Uses only the tiny notebooks in tests/notebooks/ (``hello`` writes its parameters, a table,
+a figure and findings; ``boom`` raises ValueError in its third cell).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote
+
+import nbformat
+import pytest
+
+from ecrm_research import runner
+from ecrm_research.exceptions import ParameterError
+from ecrm_research.paths import KERNEL_NAME, PROJ_ROOT
+from ecrm_research.runner import RunResult, list_notebooks, notebook_parameters, run_all, run_notebook
+
+NB_DIR = Path(__file__).parent / "notebooks"
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.links: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        for k, v in attrs:
+            if (tag, k) in (("a", "href"), ("img", "src"), ("link", "href")) and v:
+                self.links.append(v)
+
+
+def _links(html: str) -> list[str]:
+    p = _Links()
+    p.feed(html)
+    return p.links
+
+
+def _body(html: str) -> str:
+    """The page without its <style>/<script> blocks (nbconvert embeds a lot of CSS)."""
+    return re.sub(r"<(style|script)\b.*?</\1>", "", html, flags=re.S | re.I)
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory):
+    """One run_all of boom then hello (failure first, so we see the next one still runs)."""
+    out = tmp_path_factory.mktemp("suite")
+    results = run_all(["boom", "hello"], out=out, params={"seed": 7, "label": "x<y & z"},
+                      progress=False, notebooks_dir=NB_DIR)
+    return out, {r.name: r for r in results}, results
+
+
+# --------------------------------------------------------------------------- discovery
+
+
+def test_list_notebooks_orders_by_number_and_uses_word_after_prefix(tmp_path):
+    src = NB_DIR / "01_hello_world.ipynb"
+    for fname in ("10_segmentation.ipynb", "02_churn_survival.ipynb", "00_overview.ipynb",
+                  "01_association_rules.ipynb", "notes.ipynb", "README.md", "03_loyalty_drivers.txt"):
+        shutil.copy(src, tmp_path / fname)
+    books = list_notebooks(tmp_path)
+    assert list(books) == ["overview", "association", "churn", "segmentation"]
+    assert books["association"] == tmp_path / "01_association_rules.ipynb"
+
+
+def test_list_notebooks_rejects_duplicate_short_names(tmp_path):
+    for fname in ("01_churn_a.ipynb", "02_churn_b.ipynb"):
+        shutil.copy(NB_DIR / "02_boom.ipynb", tmp_path / fname)
+    with pytest.raises(ParameterError, match="churn"):
+        list_notebooks(tmp_path)
+
+
+def test_notebook_parameters_parses_default_literals():
+    params = notebook_parameters("hello", notebooks_dir=NB_DIR)
+    assert params == {"data": None, "data_format": None, "mapping": None, "out_dir": None, "seed": 42,
+                      "n_items": 3, "rate": 0.5, "flag": False, "items": ["a", "b"], "groups": {},
+                      "label": "plain"}
+    assert list(params) == ["data", "data_format", "mapping", "out_dir", "seed", "n_items", "rate",
+                            "flag", "items", "groups", "label"]
+
+
+def test_parameters_with_equals_in_help_comment_and_multiline_literals(tmp_path):
+    """papermill's inspect_notebook drops lines with a second '=' (as in 00_overview)."""
+    nb = nbformat.read(NB_DIR / "01_hello_world.ipynb", as_version=4)
+    cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    cell.source = ("# Parameters (papermill injects values below this cell)\n"
+                   "data = None      # None = the bundled sample; a=b\n"
+                   "out_dir = None   # None = reports/x\n"
+                   "segments = {\n    'A': [1, 2],  # first\n    'B': [],\n}\n"
+                   "k: int = 4       # number of clusters\n")
+    nbformat.write(nb, tmp_path / "05_edge.ipynb")
+    assert notebook_parameters("edge", notebooks_dir=tmp_path) == {
+        "data": None, "out_dir": None, "segments": {"A": [1, 2], "B": []}, "k": 4}
+    rows = {r["name"]: r for r in runner.notebook_parameter_help("edge", notebooks_dir=tmp_path)}
+    assert rows["data"]["help"] == "None = the bundled sample; a=b"
+    assert rows["k"]["help"] == "number of clusters" and rows["k"]["type"] == "int"
+
+
+def test_unknown_notebook_lists_available_names(tmp_path):
+    with pytest.raises(ParameterError) as err:
+        run_notebook("nope", out=tmp_path, notebooks_dir=NB_DIR)
+    assert "hello" in str(err.value) and "boom" in str(err.value)
+    assert err.value.allowed == ["hello", "boom"]
+
+
+def test_undeclared_parameter_fails_before_running_and_lists_declared(tmp_path):
+    with pytest.raises(ParameterError) as err:
+        run_notebook("hello", out=tmp_path, params={"min_support": 0.1}, notebooks_dir=NB_DIR)
+    msg = str(err.value)
+    assert "'min_support'" in msg
+    for declared in ("data", "data_format", "mapping", "seed", "n_items", "rate", "flag", "items", "label"):
+        assert declared in err.value.allowed
+        assert declared in msg
+    assert "out_dir" not in err.value.allowed  # injected by the runner, not user input
+    assert not (tmp_path / "hello").exists()  # nothing ran
+
+
+def test_out_dir_cannot_be_passed_as_a_parameter(tmp_path):
+    with pytest.raises(ParameterError, match="--out"):
+        run_notebook("hello", out=tmp_path, params={"out_dir": "elsewhere"}, notebooks_dir=NB_DIR)
+
+
+def test_run_all_rejects_parameter_no_notebook_declares(tmp_path):
+    with pytest.raises(ParameterError, match="'bogus'"):
+        run_all("all", out=tmp_path, params={"bogus": 1}, notebooks_dir=NB_DIR, progress=False)
+    assert not (tmp_path / "index.html").exists()
+
+
+# --------------------------------------------------------------------------- execution
+
+
+def test_parameters_are_injected_with_types_absolute_paths_and_project_cwd(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine.csv").write_text("a\n1\n")
+    (tmp_path / "maps").mkdir()
+    (tmp_path / "maps" / "m.yaml").write_text("format: lines\n")
+    res = run_notebook(
+        "hello", data="mine.csv", data_format="lines", mapping=Path("maps/m.yaml"),
+        params={"n_items": 5, "rate": 0.25, "flag": True, "items": ["x", "y"],
+                "groups": {"A": ["x", "y"]}, "label": "word"},
+        out="out", progress=False, notebooks_dir=NB_DIR,
+    )
+    assert isinstance(res, RunResult)
+    assert res.status == "ok", res.error
+    assert res.error is None and res.seconds > 0
+    assert res.out_dir == tmp_path / "out" / "hello"
+    got = json.loads((res.out_dir / "params.json").read_text())
+    assert got["values"] == {
+        "data": str(tmp_path / "mine.csv"), "data_format": "lines", "mapping": str(tmp_path / "maps" / "m.yaml"),
+        "out_dir": str(tmp_path / "out" / "hello"), "seed": 42, "n_items": 5, "rate": 0.25, "flag": True,
+        "items": ["x", "y"], "groups": {"A": ["x", "y"]}, "label": "word",
+    }
+    assert got["types"]["n_items"] == "int" and got["types"]["rate"] == "float"
+    assert got["types"]["flag"] == "bool" and got["types"]["groups"] == "dict"
+    assert got["cwd"] == str(PROJ_ROOT)
+    # the notebook's outputs and the runner's files
+    assert (res.out_dir / "hello.ipynb").is_file()
+    assert (res.out_dir / "tables" / "numbers.csv").read_text().splitlines() == ["i", "0", "1", "2", "3", "4"]
+    assert (res.out_dir / "figures" / "line.png").read_bytes()[:4] == b"\x89PNG"
+    run = json.loads((res.out_dir / "run.json").read_text())
+    assert run["status"] == "ok" and run["parameters"]["n_items"] == 5
+    executed = nbformat.read(res.out_dir / "hello.ipynb", as_version=4)
+    assert executed.metadata.kernelspec.name == KERNEL_NAME
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "n_items = 5" in injected[0].source
+
+
+def test_relative_paths_resolve_from_cwd_then_project_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "here.csv").write_text("x")
+    assert runner._absolute("here.csv") == str(tmp_path / "here.csv")
+    assert runner._absolute("docs/architecture.md") == str(PROJ_ROOT / "docs" / "architecture.md")
+    assert runner._absolute("missing.csv") == str(tmp_path / "missing.csv")
+    assert runner._absolute(None) is None and runner._absolute({"a": 1}) == {"a": 1}
+
+
+def test_failing_notebook_keeps_partial_output_and_short_error(suite):
+    out, res, _ = suite
+    boom = res["boom"]
+    assert boom.status == "failed"
+    assert boom.error == "ValueError: planted failure <middle>"
+    # the cells before the failure ran, the one after did not
+    assert (boom.out_dir / "before.txt").read_text() == "ran"
+    assert not (boom.out_dir / "after.txt").exists()
+    nb = nbformat.read(boom.out_dir / "boom.ipynb", as_version=4)
+    texts = json.dumps([c.get("outputs", []) for c in nb.cells if c.cell_type == "code"])
+    assert "BEFORE_FAILURE_MARKER" in texts
+    assert "planted failure" in texts
+    assert json.loads((boom.out_dir / "run.json").read_text())["status"] == "failed"
+    # reports are rendered for the failed notebook too, showing the error
+    reader = (boom.out_dir / "report.html").read_text()
+    assert "BEFORE_FAILURE_MARKER" in reader and "planted failure" in reader
+
+
+def test_failure_does_not_stop_the_next_notebook(suite):
+    _, res, results = suite
+    assert [r.name for r in results] == ["boom", "hello"]
+    assert res["hello"].status == "ok"
+    assert json.loads((res["hello"].out_dir / "findings.json").read_text())["analysis"] == "hello"
+
+
+def test_run_all_passes_each_notebook_only_the_params_it_declares(suite):
+    _, res, _ = suite
+    got = json.loads((res["hello"].out_dir / "params.json").read_text())["values"]
+    assert got["seed"] == 7 and got["label"] == "x<y & z"
+    boom_params = json.loads((res["boom"].out_dir / "run.json").read_text())["parameters"]
+    assert boom_params["seed"] == 7 and "label" not in boom_params
+
+
+def test_cell_timeout_fails_with_readable_error(tmp_path):
+    res = run_notebook("boom", params={"sleep": 30}, timeout=2, out=tmp_path, progress=False,
+                       notebooks_dir=NB_DIR)
+    assert res.status == "failed"
+    assert res.error.startswith("CellTimeoutError: ") and "2 seconds" in res.error
+    assert res.seconds < 25
+    assert (tmp_path / "boom" / "boom.ipynb").is_file()
+
+
+def test_rerun_clears_stale_outputs_of_the_previous_run(tmp_path):
+    stale = tmp_path / "boom"
+    (stale / "tables").mkdir(parents=True)
+    (stale / "tables" / "old.csv").write_text("x\n1\n")
+    (stale / "findings.json").write_text('{"analysis": "boom", "question": "STALE", "findings": []}')
+    res = run_notebook("boom", out=tmp_path, progress=False, notebooks_dir=NB_DIR, render=False)
+    assert res.status == "failed"
+    assert not (stale / "findings.json").exists()
+    assert not (stale / "tables" / "old.csv").exists()
+    assert not (stale / "report.html").exists()  # render=False
+
+
+def test_ensure_kernel_installs_missing_kernelspec_into_sys_prefix(monkeypatch):
+    import ipykernel.kernelspec
+
+    calls = []
+    monkeypatch.setattr(ipykernel.kernelspec, "install", lambda **kw: calls.append(kw))
+    assert runner.ensure_kernel(KERNEL_NAME) == KERNEL_NAME  # registered: no install
+    assert calls == []
+    assert runner.ensure_kernel("ecrm-no-such-kernel-xyz") == "ecrm-no-such-kernel-xyz"
+    assert calls == [{"kernel_name": "ecrm-no-such-kernel-xyz",
+                      "display_name": "Python (ecrm-no-such-kernel-xyz)", "prefix": sys.prefix}]
+
+
+# --------------------------------------------------------------------------- HTML reports
+
+
+def test_reader_report_has_no_code_but_student_report_does(suite):
+    _, res, _ = suite
+    reader = _body((res["hello"].out_dir / "report.html").read_text())
+    student = _body((res["hello"].out_dir / "report_student.html").read_text())
+    input_area = 'class="jp-InputArea jp-Cell-inputArea"'
+    # reader: markdown and outputs, no code
+    assert "READER_MARKDOWN_MARKER" in reader
+    assert "OUTPUT_MARKER 3" in reader
+    assert "CODE_INPUT_MARKER" not in reader
+    assert "ReportOutputs" not in reader
+    assert reader.count(input_area) == 1  # only the markdown cell's input area
+    # student: the same plus every code cell
+    assert "READER_MARKDOWN_MARKER" in student and "OUTPUT_MARKER 3" in student
+    assert "CODE_INPUT_MARKER" in student and "ReportOutputs" in student
+    assert student.count(input_area) == 1 + 5  # markdown + parameters, injected, 3 code cells
+
+
+# --------------------------------------------------------------------------- index
+
+
+def test_index_links_point_to_existing_files(suite):
+    out, _, _ = suite
+    html = (out / "index.html").read_text()
+    links = [l for l in _links(html) if not l.startswith("#")]
+    assert links, "index has no links"
+    for link in links:
+        assert not link.startswith(("/", "http:", "https:", "file:")), link  # relative only
+        assert (out / unquote(link)).is_file(), link
+    expected = {"hello/report.html", "hello/report_student.html", "hello/hello.ipynb",
+                "hello/tables/numbers.csv", "hello/tables/labels%20%26%20more.csv", "hello/figures/line.png",
+                "boom/report.html", "boom/report_student.html", "boom/boom.ipynb"}
+    assert expected <= set(links)
+    assert re.search(r'<img src="hello/figures/line.png"', html)
+
+
+def test_index_marks_failure_and_shows_findings_escaped(suite):
+    out, _, _ = suite
+    html = (out / "index.html").read_text()
+    body = _body(html)
+    boom_card = re.search(r'<section class="card failed" id="boom">.*?</section>', body, re.S)
+    assert boom_card, "boom is not marked failed"
+    assert "ValueError: planted failure &lt;middle&gt;" in boom_card.group(0)
+    hello_card = re.search(r'<section class="card ok" id="hello">.*?</section>', body, re.S).group(0)
+    assert "How many items &amp; why?" in hello_card
+    assert "3 items were written &lt;b&gt;not bold&lt;/b&gt;" in hello_card
+    assert "<b>" not in body
+    # order follows the notebooks' NN, not the run order
+    assert body.index('id="hello"') < body.index('id="boom"')
+    # data source, parameters and run date at the top
+    header = body[: body.index("<main>")]
+    assert "bundled sample" in header
+    assert "seed = 7" in header and "label = x&lt;y &amp; z" in header
+    assert re.search(r"Run date</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d", header)
+    assert "2 analyses: 1 ok, 1 failed." in header
+    assert html.count("<style>") == 1 and 'rel="stylesheet"' not in html
+
+
+def test_index_keeps_analyses_from_earlier_runs(tmp_path):
+    run_all(["hello"], out=tmp_path, progress=False, notebooks_dir=NB_DIR)
+    run_all(["boom"], out=tmp_path, progress=False, notebooks_dir=NB_DIR)
+    body = _body((tmp_path / "index.html").read_text())
+    hello_card = re.search(r'<section class="card ok" id="hello">.*?</section>', body, re.S)
+    assert hello_card and "from an earlier run" in hello_card.group(0)
+    assert '<section class="card failed" id="boom">' in body
