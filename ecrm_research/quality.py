@@ -1,0 +1,612 @@
+"""Step 2 of the mining process: data-quality report, cleaning and quarantine.
+
+:func:`quality_report` describes the canonical tables (rows, missing values, duplicate keys and
+rows, out-of-range values, orphan foreign keys, order statuses, date ranges, non-product lines)
+without changing anything. :func:`clean` applies a :class:`CleaningPolicy` and sets every
+dropped row aside in a *quarantine* with a reason code, so that for each table and reason::
+
+    input rows = kept rows + quarantined rows
+
+Reason codes, in priority order (a row is quarantined for the first reason that applies):
+
+==========================  =====================================================================
+``orphan_key``              a foreign key has no parent row (always applied to orders,
+                            order_items and service_contacts; survey links are only reported)
+``missing_customer``        the order has no customer id
+``cancelled``               the order's status is 'cancelled'
+``nonpositive_quantity``    the line's quantity is ≤ 0 (returns, adjustments)
+``nonpositive_price``       the line's unit price is ≤ 0 (free samples, bad-debt adjustments)
+``duplicate_row``           (opt-in) an exact copy of an earlier line
+``non_product``             (opt-in) the product id is a non-product code (postage, fees...)
+``no_kept_lines``           an order that had lines, all of which were quarantined
+==========================  =====================================================================
+
+Order-level decisions (orphan customer, missing customer, cancelled) cascade to the order's
+lines with the same reason. Orders that had no lines in the input are kept (and counted in the
+report). Customers and products are master data: they are never quarantined; count the
+customers that still have orders as ``result.tables['orders'].customer_id.nunique()`` (also in
+:attr:`CleanResult.summary`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from . import schema
+from .exceptions import SchemaError
+
+REASONS: tuple[str, ...] = (
+    "orphan_key", "missing_customer", "cancelled", "nonpositive_quantity", "nonpositive_price",
+    "duplicate_row", "non_product", "no_kept_lines",
+)
+#: tables whose orphan foreign keys are quarantined (survey links are reported only)
+_ORPHAN_DROP_TABLES = ("orders", "order_items", "service_contacts")
+#: columns that make two order lines "different" without being data: the line key and provenance
+_NOT_CONTENT = ("line_no", "source_row")
+
+
+# --------------------------------------------------------------------------- policy
+@dataclass
+class CleaningPolicy:
+    """Which rows :func:`clean` sets aside. The defaults are the "standard filters".
+
+    Attributes
+    ----------
+    drop_missing_customer : bool
+        Drop orders (and their lines) without a customer id.
+    drop_cancelled : bool
+        Drop cancelled orders (and their lines).
+    drop_nonpositive_quantity : bool
+        Drop lines with quantity ≤ 0.
+    drop_nonpositive_price : bool
+        Drop lines with unit price ≤ 0.
+    drop_duplicate_rows : bool
+        Drop exact copies of an earlier line (first copy kept). Off by default: in many
+        exports a repeated line is a real repeated scan.
+    drop_non_product : bool
+        Drop lines whose product id is one of the ``non_product_codes`` (postage, fees...).
+
+    Examples
+    --------
+    >>> CleaningPolicy().describe()[0]
+    'Order rows and lines whose key points at nothing (orphan foreign keys) are set aside.'
+    """
+
+    drop_missing_customer: bool = True
+    drop_cancelled: bool = True
+    drop_nonpositive_quantity: bool = True
+    drop_nonpositive_price: bool = True
+    drop_duplicate_rows: bool = False
+    drop_non_product: bool = False
+
+    def describe(self) -> list[str]:
+        """The filters in plain words, one sentence each, for reports.
+
+        Returns
+        -------
+        list of str
+        """
+        def onoff(flag: bool, dropped: str, kept: str) -> str:
+            return dropped if flag else kept
+
+        return [
+            "Order rows and lines whose key points at nothing (orphan foreign keys) are set aside.",
+            onoff(self.drop_missing_customer,
+                  "Orders without a customer id are set aside, with all their lines.",
+                  "Orders without a customer id are kept."),
+            onoff(self.drop_cancelled,
+                  "Cancelled orders are set aside, with all their lines.",
+                  "Cancelled orders are kept."),
+            onoff(self.drop_nonpositive_quantity,
+                  "Order lines with zero or negative quantity (returns, adjustments) are set aside.",
+                  "Order lines with zero or negative quantity are kept."),
+            onoff(self.drop_nonpositive_price,
+                  "Order lines with zero or negative unit price (free items, adjustments) are set aside.",
+                  "Order lines with zero or negative unit price are kept."),
+            onoff(self.drop_duplicate_rows,
+                  "Exact duplicate order lines are set aside (the first copy is kept).",
+                  "Exact duplicate order lines are kept (they are counted in the quality report)."),
+            onoff(self.drop_non_product,
+                  "Non-product lines (postage, fees, manual adjustments) are set aside.",
+                  "Non-product lines (postage, fees) are kept."),
+            "Orders left without any kept line are set aside; customers and products are never dropped.",
+        ]
+
+
+# --------------------------------------------------------------------------- report
+def _md_table(df: pd.DataFrame, max_rows: int = 40) -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency such as tabulate)."""
+    if df.empty:
+        return "_none_\n"
+    shown = df.head(max_rows)
+
+    def fmt(v: Any) -> str:
+        if isinstance(v, (float, np.floating)):
+            if pd.isna(v):
+                return ""
+            return f"{v:,.0f}" if float(v).is_integer() else (f"{v:,.2f}" if abs(v) >= 1 else f"{v:.4g}")
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            return f"{v:,}"
+        return "" if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else str(v)
+
+    lines = ["| " + " | ".join(map(str, shown.columns)) + " |",
+             "|" + "|".join("---" for _ in shown.columns) + "|"]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    if len(df) > max_rows:
+        lines.append(f"\n… {len(df) - max_rows:,} more rows")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass
+class QualityReport:
+    """Data-quality findings as tidy DataFrames (nothing is changed by a report).
+
+    Attributes
+    ----------
+    summary : DataFrame
+        table, rows, columns, missing_cells, duplicate_keys, duplicate_rows, orphan_rows.
+    missing : DataFrame
+        table, column, n_missing, share (every column).
+    duplicates : DataFrame
+        table, key, duplicate_keys (surplus rows sharing a key), duplicate_rows (surplus exact
+        copies; order lines compared on every column but ``line_no``/``source_row``).
+    ranges : DataFrame
+        table, column, check, n_rows, example: out-of-range values.
+    orphans : DataFrame
+        table, column, parent, n_rows, example: foreign keys without a parent.
+    statuses : DataFrame
+        status, n_orders, n_lines, share_orders.
+    date_range : DataFrame
+        table, column, min, max, n_missing.
+    non_product : DataFrame
+        product_id, n_lines, quantity, revenue for the non-product codes present.
+    """
+
+    summary: pd.DataFrame
+    missing: pd.DataFrame
+    duplicates: pd.DataFrame
+    ranges: pd.DataFrame
+    orphans: pd.DataFrame
+    statuses: pd.DataFrame
+    date_range: pd.DataFrame
+    non_product: pd.DataFrame
+
+    def to_frame(self) -> pd.DataFrame:
+        """All findings as one long table: section, table, column, measure, value.
+
+        Returns
+        -------
+        DataFrame
+        """
+        parts = []
+        for section in ("summary", "missing", "duplicates", "ranges", "orphans", "statuses", "non_product"):
+            df = getattr(self, section)
+            if df.empty:
+                continue
+            idcols = [c for c in ("table", "column", "check", "parent", "key", "status", "product_id")
+                      if c in df.columns]
+            long = df.melt(id_vars=idcols, var_name="measure", value_name="value")
+            long.insert(0, "section", section)
+            if "status" in long.columns:
+                long["column"] = "status"
+                long["table"] = "orders"
+                long["measure"] = long["status"].astype(str) + ":" + long["measure"]
+            if "product_id" in long.columns:
+                long["table"] = "order_items"
+                long["column"] = "product_id"
+                long["measure"] = long["product_id"].astype(str) + ":" + long["measure"]
+            if "check" in long.columns:
+                long["measure"] = long["check"] + ":" + long["measure"]
+            parts.append(long.reindex(columns=["section", "table", "column", "measure", "value"]))
+        return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(
+            columns=["section", "table", "column", "measure", "value"])
+
+    def to_markdown(self) -> str:
+        """A readable Markdown summary (printed by ``ecrm validate``, shown in notebooks).
+
+        Returns
+        -------
+        str
+        """
+        missing = self.missing[(self.missing["n_missing"] > 0) & (self.missing["share"] < 1)]
+        out = ["## Data quality", "", "### Tables", _md_table(self.summary),
+               "### Missing values (columns partly missing; wholly absent optional columns omitted)",
+               _md_table(missing), "### Duplicates", _md_table(self.duplicates),
+               "### Out-of-range values", _md_table(self.ranges),
+               "### Orphan foreign keys", _md_table(self.orphans),
+               "### Order statuses", _md_table(self.statuses),
+               "### Date ranges", _md_table(self.date_range.astype({"min": str, "max": str})),
+               "### Non-product lines", _md_table(self.non_product)]
+        return "\n".join(out)
+
+    def _repr_markdown_(self) -> str:  # Jupyter display
+        return self.to_markdown()
+
+
+def _content_columns(df: pd.DataFrame, table: str) -> list[str]:
+    return [c for c in df.columns if not (table == "order_items" and c in _NOT_CONTENT)]
+
+
+def _duplicate_rows(df: pd.DataFrame, table: str) -> pd.Series:
+    """Exact copies of an earlier row (first copy not marked)."""
+    cols = _content_columns(df, table)
+    # categorical columns hash fine; object columns holding lists would not, so fall back to str
+    try:
+        return df.duplicated(subset=cols, keep="first")
+    except TypeError:
+        return df[cols].astype(str).duplicated(keep="first")
+
+
+def _first(values: pd.Series, mask: pd.Series) -> Any:
+    v = values[mask]
+    if v.empty:
+        return None
+    x = v.iloc[0]
+    return x.item() if hasattr(x, "item") else x
+
+
+_RANGE_CHECKS: tuple[tuple[str, str, str, Any], ...] = (
+    ("order_items", "quantity", "negative", lambda s: s < 0),
+    ("order_items", "quantity", "zero", lambda s: s == 0),
+    ("order_items", "unit_price", "negative", lambda s: s < 0),
+    ("order_items", "unit_price", "zero", lambda s: s == 0),
+    ("orders", "discount_rate", "outside 0-1", lambda s: (s < 0) | (s > 1)),
+    ("orders", "delivery_days", "negative", lambda s: s < 0),
+    ("orders", "promised_days", "negative", lambda s: s < 0),
+    ("products", "list_price", "negative", lambda s: s < 0),
+)
+
+
+def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Iterable[str] = ()) -> QualityReport:
+    """Describe the quality of canonical tables without changing them.
+
+    Parameters
+    ----------
+    tables : dict of DataFrame
+        Canonical tables (as in :attr:`ecrm_research.io.Dataset.tables`).
+    non_product_codes : iterable of str
+        Product ids that are not goods (postage, fees...), e.g. from the mapping's rules.
+
+    Returns
+    -------
+    QualityReport
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> t = {"orders": pd.DataFrame({"order_id": ["1", "1"], "customer_id": ["a", None]})}
+    >>> quality_report(t).duplicates["duplicate_keys"].tolist()
+    [1]
+    """
+    codes = {str(c) for c in non_product_codes}
+    summary, missing, dups, ranges, orphans, dates = [], [], [], [], [], []
+    for name, df in tables.items():
+        spec = schema.TABLES.get(name)
+        na = df.isna().sum()
+        for col, n in na.items():
+            missing.append({"table": name, "column": col, "n_missing": int(n),
+                            "share": float(n) / len(df) if len(df) else 0.0})
+        key = list(spec.key) if spec else []
+        n_dup_key = int(df.duplicated(subset=key).sum()) if key and set(key) <= set(df.columns) else 0
+        n_dup_row = int(_duplicate_rows(df, name).sum()) if len(df.columns) else 0
+        dups.append({"table": name, "key": ", ".join(key), "duplicate_keys": n_dup_key,
+                     "duplicate_rows": n_dup_row})
+        n_orph = 0
+        for col, (parent, pcol) in (spec.foreign_keys.items() if spec else ()):
+            if col not in df.columns or parent not in tables:
+                continue
+            m = schema.orphan_mask(dict(tables), name, col)
+            n_orph = max(n_orph, int(m.sum()))
+            orphans.append({"table": name, "column": col, "parent": f"{parent}.{pcol}", "n_rows": int(m.sum()),
+                            "example": _first(df[col], m)})
+        for col in df.columns:
+            if pd.api.types.is_datetime64_any_dtype(df[col]):
+                dates.append({"table": name, "column": col, "min": df[col].min(), "max": df[col].max(),
+                              "n_missing": int(df[col].isna().sum())})
+        summary.append({"table": name, "rows": len(df), "columns": df.shape[1],
+                        "missing_cells": int(na.sum()), "duplicate_keys": n_dup_key,
+                        "duplicate_rows": n_dup_row, "orphan_rows": n_orph})
+    for table, col, check, fn in _RANGE_CHECKS:
+        if table in tables and col in tables[table].columns:
+            s = tables[table][col]
+            m = fn(s).fillna(False).astype(bool)
+            ranges.append({"table": table, "column": col, "check": check, "n_rows": int(m.sum()),
+                           "example": _first(s, m)})
+    statuses = _status_counts(tables)
+    non_product = _non_product(tables, codes)
+    return QualityReport(
+        summary=pd.DataFrame(summary, columns=["table", "rows", "columns", "missing_cells", "duplicate_keys",
+                                               "duplicate_rows", "orphan_rows"]),
+        missing=pd.DataFrame(missing, columns=["table", "column", "n_missing", "share"]),
+        duplicates=pd.DataFrame(dups, columns=["table", "key", "duplicate_keys", "duplicate_rows"]),
+        ranges=pd.DataFrame(ranges, columns=["table", "column", "check", "n_rows", "example"]),
+        orphans=pd.DataFrame(orphans, columns=["table", "column", "parent", "n_rows", "example"]),
+        statuses=statuses,
+        date_range=pd.DataFrame(dates, columns=["table", "column", "min", "max", "n_missing"]),
+        non_product=non_product,
+    )
+
+
+def _status_counts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    cols = ["status", "n_orders", "n_lines", "share_orders"]
+    orders = tables.get("orders")
+    if orders is None or "status" not in orders.columns:
+        return pd.DataFrame(columns=cols)
+    status = orders["status"].astype(object).fillna("(missing)")
+    n_orders = status.value_counts()
+    n_lines = pd.Series(0, index=n_orders.index)
+    items = tables.get("order_items")
+    if items is not None and "order_id" in items.columns:
+        pos = pd.Index(orders["order_id"]).get_indexer(items["order_id"])
+        line_status = pd.Series(np.where(pos >= 0, status.to_numpy()[pos], "(orphan)"))
+        n_lines = line_status.value_counts().reindex(n_orders.index, fill_value=0)
+    out = pd.DataFrame({"status": n_orders.index.astype(str), "n_orders": n_orders.to_numpy(),
+                        "n_lines": n_lines.to_numpy()})
+    out["share_orders"] = out["n_orders"] / max(len(orders), 1)
+    return out.reset_index(drop=True)
+
+
+def _non_product(tables: Mapping[str, pd.DataFrame], codes: set[str]) -> pd.DataFrame:
+    cols = ["product_id", "n_lines", "quantity", "revenue"]
+    items = tables.get("order_items")
+    if not codes or items is None or "product_id" not in items.columns:
+        return pd.DataFrame(columns=cols)
+    sel = items[items["product_id"].isin(codes).fillna(False).astype(bool)]
+    if sel.empty:
+        return pd.DataFrame(columns=cols)
+    g = sel.assign(revenue=sel["quantity"] * sel["unit_price"]).groupby("product_id", observed=True)
+    out = g.agg(n_lines=("quantity", "size"), quantity=("quantity", "sum"), revenue=("revenue", "sum"))
+    return out.reset_index().sort_values("n_lines", ascending=False, ignore_index=True)[cols]
+
+
+# --------------------------------------------------------------------------- cleaning
+@dataclass
+class CleanResult:
+    """Outcome of :func:`clean`.
+
+    Attributes
+    ----------
+    tables : dict of DataFrame
+        Cleaned canonical tables (index reset).
+    quarantine : DataFrame
+        One row per dropped row: table, row (0-based position in the input table), reason, and
+        the key columns order_id, line_no, customer_id, product_id, contact_id, source_row
+        (missing where they do not apply).
+    reconciliation : DataFrame
+        Per table: input_rows, kept_rows, quarantined_rows, one column per reason code, and
+        ``reconciles`` (input = kept + quarantined).
+    report : QualityReport
+        Report on the *input* tables.
+    policy : CleaningPolicy
+        The policy applied.
+    """
+
+    tables: dict[str, pd.DataFrame]
+    quarantine: pd.DataFrame
+    reconciliation: pd.DataFrame
+    report: QualityReport
+    policy: CleaningPolicy = field(default_factory=CleaningPolicy)
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        """Headline counts after cleaning: lines, orders, customers with orders, revenue.
+
+        Returns
+        -------
+        DataFrame
+            measure, value.
+        """
+        items = self.tables.get("order_items", pd.DataFrame(columns=["quantity", "unit_price"]))
+        orders = self.tables.get("orders", pd.DataFrame(columns=["customer_id"]))
+        rec = self.reconciliation.set_index("table")
+        rows = {
+            "input_lines": int(rec.loc["order_items", "input_rows"]) if "order_items" in rec.index else 0,
+            "kept_lines": len(items),
+            "kept_orders": len(orders),
+            "customers_with_orders": int(orders["customer_id"].nunique()),
+            "revenue": float((items["quantity"] * items["unit_price"]).sum()),
+            "quarantined_rows": len(self.quarantine),
+        }
+        return pd.DataFrame({"measure": list(rows), "value": list(rows.values())})
+
+
+def _reason_array(conditions: Sequence[tuple[str, np.ndarray]], n: int) -> np.ndarray:
+    """First applicable reason per row (object array, None = kept); earlier conditions win."""
+    if not conditions:
+        return np.full(n, None, dtype=object)
+    return np.select([c for _, c in conditions], [r for r, _ in conditions], default=None).astype(object)
+
+
+def _bool(s: pd.Series | np.ndarray) -> np.ndarray:
+    return np.asarray(pd.Series(s).fillna(False), dtype=bool)
+
+
+def _order_reasons(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy) -> np.ndarray:
+    orders = tables["orders"]
+    conds = [("orphan_key", _bool(schema.orphan_mask(dict(tables), "orders", "customer_id")))]
+    if policy.drop_missing_customer:
+        conds.append(("missing_customer", _bool(orders["customer_id"].isna())))
+    if policy.drop_cancelled:
+        conds.append(("cancelled", _bool(orders["status"].astype(object) == "cancelled")))
+    return _reason_array(conds, len(orders))
+
+
+def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, order_pos: np.ndarray,
+                  policy: CleaningPolicy, codes: set[str]) -> np.ndarray:
+    items = tables["order_items"]
+    # the order's own reason, cascaded; a line whose order does not exist is an orphan
+    inherited = np.where(order_pos >= 0, order_reason[np.maximum(order_pos, 0)], "orphan_key")
+    orphan = (order_pos < 0) | (inherited == "orphan_key")
+    if "products" in tables:
+        orphan |= _bool(schema.orphan_mask(dict(tables), "order_items", "product_id"))
+    conds = [("orphan_key", orphan)]
+    for reason in ("missing_customer", "cancelled"):
+        conds.append((reason, inherited == reason))
+    if policy.drop_nonpositive_quantity:
+        conds.append(("nonpositive_quantity", _bool(items["quantity"] <= 0)))
+    if policy.drop_nonpositive_price:
+        conds.append(("nonpositive_price", _bool(items["unit_price"] <= 0)))
+    if policy.drop_duplicate_rows:
+        conds.append(("duplicate_row", _bool(_duplicate_rows(items, "order_items"))))
+    if policy.drop_non_product and codes:
+        conds.append(("non_product", _bool(items["product_id"].isin(codes))))
+    return _reason_array(conds, len(items))
+
+
+_QCOLS = ["table", "row", "reason", "order_id", "line_no", "customer_id", "product_id", "contact_id", "source_row"]
+
+
+def _quarantine_part(table: str, df: pd.DataFrame, reason: np.ndarray, extra: Mapping[str, Any] | None = None
+                     ) -> pd.DataFrame:
+    dropped = np.flatnonzero(pd.notna(reason))
+    part = pd.DataFrame({"table": table, "row": dropped, "reason": reason[dropped]})
+    for c in _QCOLS[3:]:
+        if c in df.columns:
+            part[c] = df[c].iloc[dropped].to_numpy()
+        elif extra and c in extra:
+            part[c] = np.asarray(extra[c])[dropped]
+    return part
+
+
+def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = None, *,
+          non_product_codes: Iterable[str] = ()) -> CleanResult:
+    """Apply a cleaning policy, quarantining every dropped row with a reason code.
+
+    Parameters
+    ----------
+    tables : dict of DataFrame
+        Canonical tables; ``orders`` and ``order_items`` are required.
+    policy : CleaningPolicy, optional
+        Defaults to the standard filters, ``CleaningPolicy()``.
+    non_product_codes : iterable of str
+        Product ids that are not goods; used by ``policy.drop_non_product`` and the report.
+
+    Returns
+    -------
+    CleanResult
+        Cleaned tables, quarantine, reconciliation (input = kept + quarantined, per table and
+        reason) and the quality report of the input.
+
+    Raises
+    ------
+    SchemaError
+        ``orders`` or ``order_items`` missing.
+
+    Notes
+    -----
+    See the module docstring for the reason codes and their priority.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> orders = pd.DataFrame({"order_id": ["1", "2"], "customer_id": ["a", None],
+    ...                        "status": ["completed", "completed"]})
+    >>> items = pd.DataFrame({"order_id": ["1", "1", "2"], "line_no": [0, 1, 0],
+    ...                       "product_id": ["p", "q", "p"], "quantity": [1.0, -1.0, 2.0],
+    ...                       "unit_price": [2.0, 2.0, 2.0]})
+    >>> res = clean({"orders": orders, "order_items": items})
+    >>> res.quarantine.query("table == 'order_items'")["reason"].tolist()
+    ['nonpositive_quantity', 'missing_customer']
+    >>> res.reconciliation.set_index("table").loc["orders", ["kept_rows", "missing_customer"]].astype(int).tolist()
+    [1, 1]
+    """
+    policy = policy or CleaningPolicy()
+    missing = [t for t in ("orders", "order_items") if t not in tables]
+    if missing:
+        raise SchemaError(f"clean: table(s) {missing} missing; have {sorted(tables)}. Cleaning needs canonical "
+                          "orders and order_items (load them with io.load_dataset).", column=missing[0])
+    codes = {str(c) for c in non_product_codes}
+    tables = {k: v.reset_index(drop=True) for k, v in tables.items()}
+    report = quality_report(tables, non_product_codes=codes)
+    orders, items = tables["orders"], tables["order_items"]
+
+    order_reason = _order_reasons(tables, policy)
+    order_pos = pd.Index(orders["order_id"]).get_indexer(items["order_id"])
+    item_reason = _item_reasons(tables, order_reason, order_pos, policy, codes)
+
+    # orders that had lines but kept none of them
+    kept_line_orders = np.bincount(order_pos[(order_pos >= 0) & pd.isna(item_reason)], minlength=len(orders))
+    any_line_orders = np.bincount(order_pos[order_pos >= 0], minlength=len(orders))
+    no_kept = pd.isna(order_reason) & (any_line_orders > 0) & (kept_line_orders == 0)
+    order_reason = np.where(no_kept, "no_kept_lines", order_reason).astype(object)
+    order_reason[pd.isna(order_reason)] = None
+
+    reasons: dict[str, np.ndarray] = {"orders": order_reason, "order_items": item_reason}
+    if "service_contacts" in tables:
+        m = _bool(schema.orphan_mask(tables, "service_contacts", "customer_id"))
+        reasons["service_contacts"] = np.where(m, "orphan_key", None).astype(object)
+
+    cust_of_line = np.where(order_pos >= 0, orders["customer_id"].astype(object).to_numpy()[np.maximum(order_pos, 0)],
+                            None)
+    parts, out, rec = [], {}, []
+    for name, df in tables.items():
+        r = reasons.get(name)
+        if r is None:
+            out[name] = df
+            rec.append(_rec_row(name, len(df), None))
+            continue
+        extra = {"customer_id": cust_of_line} if name == "order_items" else None
+        parts.append(_quarantine_part(name, df, r, extra))
+        out[name] = df.loc[pd.isna(r)].reset_index(drop=True)
+        rec.append(_rec_row(name, len(df), r))
+    quarantine = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_QCOLS)).reindex(
+        columns=_QCOLS)
+    quarantine = quarantine.astype({"table": "string", "row": "int64", "reason": "string", "order_id": schema.ID,
+                                    "line_no": "Int64", "customer_id": schema.ID, "product_id": schema.ID,
+                                    "contact_id": schema.ID, "source_row": "Int64"})
+    reconciliation = pd.DataFrame(rec)
+    return CleanResult(tables=out, quarantine=quarantine, reconciliation=reconciliation, report=report,
+                       policy=policy)
+
+
+def _rec_row(table: str, n: int, reason: np.ndarray | None) -> dict[str, Any]:
+    counts = pd.Series(reason).value_counts() if reason is not None else pd.Series(dtype=int)
+    q = int(counts.sum())
+    row: dict[str, Any] = {"table": table, "input_rows": n, "kept_rows": n - q, "quarantined_rows": q}
+    row.update({r: int(counts.get(r, 0)) for r in REASONS})
+    row["reconciles"] = row["kept_rows"] + row["quarantined_rows"] == n and q == sum(
+        row[r] for r in REASONS)
+    return row
+
+
+def prepare(data: str | Path | None = None, data_format: str | None = None, mapping: Any = None,
+            policy: CleaningPolicy | None = None, **read_options: Any):
+    """Load the user's data and clean it: :func:`io.load_dataset` + :func:`clean`.
+
+    Parameters
+    ----------
+    data, data_format, mapping, **read_options
+        As for :func:`ecrm_research.io.load_dataset`. The data must be ``canonical`` or ``lines``.
+    policy : CleaningPolicy, optional
+        Defaults to the standard filters.
+
+    Returns
+    -------
+    tuple of (Dataset, CleanResult)
+        The non-product codes come from the mapping's ``rules.non_product_codes``.
+
+    Raises
+    ------
+    FormatError
+        The data are baskets, customers or survey data (no order tables to clean).
+
+    Examples
+    --------
+    >>> ds, res = prepare("online_retail.parquet", mapping="online_retail")  # doctest: +SKIP
+    >>> len(res.tables["order_items"])                                        # doctest: +SKIP
+    397884
+    """
+    from .io import load_dataset
+
+    ds = load_dataset(data, data_format, mapping, **read_options)
+    ds.require(("canonical", "lines"), "data-preparation")
+    codes = ds.mapping.non_product_codes if ds.mapping else ()
+    return ds, clean(ds.tables, policy, non_product_codes=codes)
+
+
+__all__ = ["REASONS", "CleaningPolicy", "CleanResult", "QualityReport", "quality_report", "clean", "prepare"]
