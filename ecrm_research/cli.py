@@ -271,6 +271,10 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if not shown:
         _print_frame("Quality report", report)
     _print_frame("Reconciliation (input = kept + quarantined)", result.reconciliation)
+    print("\n== Cleaning filters ==")
+    for line in result.policy.describe():
+        print(f"- {line}")
+    _print_frame("After cleaning", result.summary)
     return EXIT_OK
 
 
