@@ -25,6 +25,8 @@ def plot_monthly_activity(monthly: pd.DataFrame, ax=None):
     ax2 = ax.twinx()
     ax2.bar(monthly["month"], monthly["revenue"], width=20, alpha=0.2, color="grey", label="revenue")
     ax2.set_ylabel("revenue per month (currency units)")
+    ax.set_zorder(ax2.get_zorder() + 1)  # lines in front of the revenue bars
+    ax.patch.set_visible(False)
     lines, labels = ax.get_legend_handles_labels()
     bars, blabels = ax2.get_legend_handles_labels()
     ax.legend(lines + bars, labels + blabels, loc="upper left", fontsize="small")

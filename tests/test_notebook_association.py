@@ -1,0 +1,114 @@
+"""End-to-end runs of notebooks/01_association_rules.ipynb, asserting on the tables it writes."""
+
+from __future__ import annotations
+
+import json
+
+import nbformat
+import pandas as pd
+import pytest
+
+from ecrm_research.paths import MAPPINGS_DIR, NOTEBOOKS_DIR
+from ecrm_research.association import RULE_COLUMNS
+
+NB = NOTEBOOKS_DIR / "01_association_rules.ipynb"
+HEADINGS = ["## 1 Define the problem", "## 2 Prepare the data", "## 3 Apply the algorithm",
+            "## 4 Analyse the results", "## 5 Apply the knowledge"]
+
+
+def test_notebook_is_commit_ready():
+    nb = nbformat.read(NB, as_version=4)
+    assert nb.metadata["kernelspec"]["name"] == "ecrm-research"
+    assert nb.metadata["language_info"]["name"] == "python"
+    params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(params) == 1
+    for name in ("data = None", "data_format = None", "mapping = None", "out_dir = None", "seed = 42"):
+        assert name in params[0].source
+    md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    for h in HEADINGS:
+        assert h in md
+    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+
+
+def _findings(out):
+    return json.loads((out / "findings.json").read_text(encoding="utf-8"))
+
+
+def _check_common(out):
+    rules = pd.read_csv(out / "tables" / "rules.csv")
+    assert list(rules.columns[:9]) == RULE_COLUMNS
+    pq = pd.read_parquet(out / "tables" / "rules.parquet")
+    assert list(pq.columns[:9]) == RULE_COLUMNS
+    assert all(isinstance(list(v), list) for v in pq["antecedents"].head())
+    assert (out / "tables" / "frequent_itemsets.parquet").exists()
+    assert (out / "tables" / "cross_sell.csv").exists()
+    f = _findings(out)
+    assert f["analysis"] == "association" and 3 <= len(f["findings"]) <= 5
+    for name in ("item_frequency", "basket_sizes", "support_confidence", "top_rules"):
+        assert (out / "figures" / f"{name}.png").exists(), name
+    return rules, pq, f
+
+
+@pytest.mark.notebook
+def test_notebook_on_sample_finds_planted_bundles(run_nb, sample_dir):
+    from ecrm_research.sample import PLANTED
+
+    out = run_nb("association", data=str(sample_dir),
+                 params={"min_support": 0.01, "min_confidence": 0.3, "max_len": 3})
+    rules, pq, f = _check_common(out)
+    found = {(frozenset(a), frozenset(c)): lift for a, c, lift in
+             pq[["antecedents", "consequents", "lift"]].itertuples(index=False)}
+    for rule in PLANTED["association"]["rules"]:
+        if len(rule["consequents"]) == 1 and rule["confidence"] >= 0.3:
+            key = (frozenset(rule["antecedents"]), frozenset(rule["consequents"]))
+            assert found[key] == pytest.approx(rule["lift"], rel=0.10)
+    holdout = pd.read_csv(out / "tables" / "holdout.csv")
+    assert len(holdout) > 0 and holdout["holds"].all()
+    assert (out / "figures" / "holdout_lift.png").exists()
+    cross = pd.read_csv(out / "tables" / "cross_sell.csv")
+    assert cross.set_index("product").loc["milk frother", "recommend"] == "coffee beans 1kg"
+    excl = pd.read_csv(out / "tables" / "exclusions.csv")
+    assert (excl["rows"] > 0).all() and len(excl) > 0
+
+
+@pytest.mark.notebook
+@pytest.mark.realdata
+def test_notebook_on_groceries_matches_arules(run_nb, groceries_csv):
+    """R: apriori(Groceries, parameter = list(supp = 0.001, conf = 0.8)): 410 rules, top lift 11.23527."""
+    out = run_nb("association", data=str(groceries_csv), data_format="baskets",
+                 params={"min_support": 0.001, "min_confidence": 0.8, "max_len": 10})
+    rules, _, f = _check_common(out)
+    assert len(rules) == 410
+    assert rules["lift"].max() == pytest.approx(11.23527, abs=1e-5)
+    assert rules.iloc[0]["antecedents"] == "liquor|red/blush wine" and rules.iloc[0]["consequents"] == "bottled beer"
+    assert not (out / "tables" / "holdout.csv").exists()
+    assert "no order timestamps" in f["holdout_note"]
+
+
+@pytest.mark.notebook
+@pytest.mark.realdata
+@pytest.mark.slow
+def test_notebook_on_online_retail(run_nb, online_retail_parquet):
+    out = run_nb("association", data=str(online_retail_parquet), mapping=str(MAPPINGS_DIR / "online_retail.yaml"),
+                 params={"min_support": 0.02, "min_confidence": 0.5, "max_len": 3})
+    rules, _, f = _check_common(out)
+    assert len(rules) > 20 and rules["lift"].min() > 1
+    # postage is a non-product code and must not appear in any rule
+    assert not rules["antecedents"].str.contains("POSTAGE").any()
+    excl = pd.read_csv(out / "tables" / "exclusions.csv")
+    assert {"cancelled", "non_product"} <= set(excl["reason"])
+    holdout = pd.read_csv(out / "tables" / "holdout.csv")
+    assert len(holdout) > 0 and holdout["holds"].mean() > 0.8
+    cross = pd.read_csv(out / "tables" / "cross_sell.csv")
+    assert len(cross) > 0
+
+
+@pytest.mark.notebook
+def test_notebook_rejects_other_formats(tmp_path):
+    from ecrm_research.runner import run_notebook
+
+    csv = tmp_path / "customers.csv"
+    pd.DataFrame({"customer_id": ["1", "2"], "tenure": [3, 4], "churn": [0, 1]}).to_csv(csv, index=False)
+    res = run_notebook("association", data=str(csv), data_format="customers", out=tmp_path / "out",
+                       progress=False, render=False)
+    assert res.status != "ok" and "FormatError" in (res.error or "") and "association" in res.error
