@@ -1,0 +1,129 @@
+"""Figures for churn survival analysis (churn notebook).
+
+Each function takes ``ax=None`` and returns the Axes, drawn from the tidy tables of
+:mod:`ecrm_research.survival` so the figures show the numbers the tables hold.
+"""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
+import numpy as np
+import pandas as pd
+
+
+def plot_km(km, ax=None, *, at_risk_counts: bool = True, ci: bool = True, title: str | None = None):
+    """Kaplan-Meier curves by group with CI bands and the numbers at risk under the axis.
+
+    Parameters
+    ----------
+    km : KaplanMeierResult
+        From :func:`ecrm_research.survival.kaplan_meier`.
+    at_risk_counts : bool
+        Add lifelines' at-risk / censored / events table below the plot.
+    """
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 5))
+    for g, sub in km.table.groupby("group", sort=False):
+        line, = ax.step(sub["time"], sub["survival"], where="post", label=f"{g} (n={sub['at_risk'].iloc[0]:,})")
+        if ci:
+            ax.fill_between(sub["time"], sub["ci_lower"], sub["ci_upper"], step="post", alpha=0.2,
+                            color=line.get_color(), linewidth=0)
+    ax.axhline(0.5, color="grey", lw=0.8, ls=":")
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel(f"time since start ({km.unit})")
+    ax.set_ylabel("share not yet churned  Ŝ(t)")
+    ax.set_title(title or (f"Kaplan-Meier survival by {km.group_col}" if km.group_col else "Kaplan-Meier survival"))
+    ax.legend(title=km.group_col, fontsize="small", loc="lower left")
+    if at_risk_counts:
+        from lifelines.plotting import add_at_risk_counts
+        fitters = list(km.fitters.values())
+        add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk", "Events"])
+    return ax
+
+
+def plot_forest(summary: pd.DataFrame, ax=None, *, sort: bool = True, title: str | None = None):
+    """Forest plot: hazard ratio with its CI per covariate, log scale, reference line at 1.
+
+    Parameters
+    ----------
+    summary : DataFrame
+        ``covariate``, ``hazard_ratio``, ``ci_lower``, ``ci_upper``, ``p_value`` (the Cox summary).
+    """
+    s = summary.sort_values("hazard_ratio") if sort else summary
+    if ax is None:
+        _, ax = plt.subplots(figsize=(8, max(2.5, 0.35 * len(s) + 1)))
+    y = np.arange(len(s))
+    sig = s["p_value"].to_numpy() < 0.05
+    colors = np.where(s["hazard_ratio"].to_numpy() > 1, "tab:red", "tab:blue")
+    colors = np.where(sig, colors, "grey")
+    ax.hlines(y, s["ci_lower"], s["ci_upper"], colors=colors, lw=2)
+    ax.scatter(s["hazard_ratio"], y, c=colors, zorder=3, s=30)
+    ax.axvline(1.0, color="black", lw=0.8, ls="--")
+    ax.set_xscale("log")
+    fmt = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(fmt)
+    ax.xaxis.set_minor_formatter(fmt)
+    ax.tick_params(axis="x", which="minor", labelsize="x-small")
+    ax.set_yticks(y)
+    ax.set_yticklabels(s["covariate"])
+    ax.set_xlabel("hazard ratio (log scale; > 1 = churns sooner)")
+    ax.set_title(title or "Cox model: hazard ratios with 95% CI (grey: p ≥ 0.05)")
+    return ax
+
+
+def plot_schoenfeld(model, covariate: str, ax=None):
+    """Scaled Schoenfeld residuals of one covariate against the rank of event times.
+
+    A flat lowess trend supports proportional hazards; a slope means the hazard ratio drifts
+    over time (what :meth:`ChurnCoxModel.check_proportional_hazards` tests).
+    """
+    from statsmodels.nonparametric.smoothers_lowess import lowess
+
+    cph = model.cph_
+    resid = cph.compute_residuals(model.training_df_, "scaled_schoenfeld")
+    times = model.training_df_.loc[resid.index, "_duration"].to_numpy(float)
+    r = resid[covariate].to_numpy(float)
+    rank = pd.Series(times).rank().to_numpy()
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    ax.scatter(rank, r, s=6, alpha=0.3, color="tab:grey")
+    fit = lowess(r, rank, frac=0.4, return_sorted=True)
+    ax.plot(fit[:, 0], fit[:, 1], color="tab:red", lw=2, label="lowess trend")
+    ax.axhline(float(cph.params_[covariate]), color="black", ls="--", lw=0.8, label="fitted coefficient")
+    ax.set_xlabel("rank of churn time")
+    ax.set_ylabel(f"scaled Schoenfeld residual: {covariate}")
+    ax.set_title(f"Proportional-hazards check: {covariate}")
+    ax.legend(fontsize="small")
+    return ax
+
+
+def plot_churn_probability(at_risk: pd.DataFrame, ax=None, *, threshold: float | None = None):
+    """Histogram of churn probabilities of active customers, with the campaign threshold."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    p = at_risk["churn_probability"].dropna()
+    ax.hist(p, bins=40, color="tab:blue", alpha=0.8)
+    if threshold is not None and threshold <= 1:
+        ax.axvline(threshold, color="tab:red", ls="--", label=f"break-even {threshold:.2f}")
+        ax.legend(fontsize="small")
+    h = at_risk.attrs.get("horizon")
+    ax.set_xlabel("churn probability" + (f" within {h:g}" if h is not None else ""))
+    ax.set_ylabel("active customers")
+    ax.set_title("Who is at risk?")
+    return ax
+
+
+def plot_campaign(curve: pd.DataFrame, ax=None, *, recommended: int | None = None):
+    """Cumulative expected net gain (in acquisition-cost units) by number of customers contacted."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(curve["contacted"], curve["net_gain"], color="tab:green")
+    ax.axhline(0, color="black", lw=0.8)
+    if recommended:
+        ax.axvline(recommended, color="tab:red", ls="--", label=f"contact top {recommended:,}")
+        ax.legend(fontsize="small")
+    ax.set_xlabel("customers contacted (highest expected gain first)")
+    ax.set_ylabel("expected net gain (× acquisition cost)")
+    ax.set_title("Retention campaign sizing")
+    return ax
