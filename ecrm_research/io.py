@@ -779,6 +779,14 @@ def split_order_lines(lines: pd.DataFrame, mapping: ColumnMapping | None, source
     pcols = [x for x in _PRODUCT_COLS if x in c.columns]
     products = (_first_by(c["product_id"], c[pcols]) if pcols
                 else pd.DataFrame(index=pd.Index(c["product_id"].unique())))
+    if "product_name" in pcols:
+        # the most frequent description names the product (ties: first seen); the first one seen
+        # is often a one-off stock note such as "mailout" in Online Retail
+        names_ = c[["product_id", "product_name"]].dropna()
+        counts = (names_.groupby(["product_id", "product_name"], sort=False, observed=True).size()
+                  .rename("n").reset_index())
+        best = counts.sort_values("n", ascending=False, kind="stable").drop_duplicates("product_id")
+        products["product_name"] = best.set_index("product_id")["product_name"].reindex(products.index)
     products = products.rename_axis("product_id").reset_index()
 
     has_cust = c["customer_id"].notna()
