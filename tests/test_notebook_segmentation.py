@@ -1,0 +1,56 @@
+"""End-to-end runs of notebooks/04_segmentation.ipynb; assertions on the tables it writes."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+
+from ecrm_research.paths import MAPPINGS_DIR
+
+pytestmark = pytest.mark.notebook
+
+LEAD = ["customer_id", "segment", "cluster", "r_score", "f_score", "m_score", "value_tier"]
+TABLES = ["rfm", "customer_segments", "segment_profiles", "k_selection", "campaign_lists"]
+
+
+def _check_outputs(out, n_customers=None):
+    for name in TABLES:
+        assert (out / "tables" / f"{name}.csv").exists(), name
+    segs = pd.read_csv(out / "tables" / "customer_segments.csv", dtype={"customer_id": str})
+    assert list(segs.columns[: len(LEAD)]) == LEAD
+    assert segs["customer_id"].is_unique
+    assert set(segs["value_tier"]) <= {"mature", "growth", "development"}
+    rfm = pd.read_csv(out / "tables" / "rfm.csv", dtype={"customer_id": str})
+    if n_customers is not None:
+        assert len(rfm) == len(segs) == n_customers
+    campaigns = pd.read_csv(out / "tables" / "campaign_lists.csv", dtype={"customer_id": str})
+    assert len(campaigns) == len(segs) and campaigns["channel"].notna().all()
+    profiles = pd.read_csv(out / "tables" / "segment_profiles.csv")
+    assert profiles["n_customers"].sum() == len(segs)
+    findings = json.loads((out / "findings.json").read_text())
+    assert findings["analysis"] == "segmentation" and 3 <= len(findings["findings"]) <= 5
+    for fig in ["k_selection", "rfm_heatmap", "segment_profiles", "segments_pca", "rfm_vs_cluster"]:
+        assert (out / "figures" / f"{fig}.png").exists(), fig
+    return rfm, segs, profiles, findings
+
+
+@pytest.mark.realdata
+def test_notebook_segmentation_online_retail(run_nb, online_retail_parquet):
+    out = run_nb("segmentation", data=str(online_retail_parquet), mapping=str(MAPPINGS_DIR / "online_retail.yaml"),
+                 params={"k_range": [2, 5], "n_bootstrap": 5})
+    rfm, segs, profiles, findings = _check_outputs(out, n_customers=4338)
+    assert rfm["monetary"].sum() == pytest.approx(8_911_407.90, abs=0.01)
+    ks = pd.read_csv(out / "tables" / "k_selection.csv")
+    assert ks["k"].tolist() == [2, 3, 4, 5] and ks["recommended"].sum() == 1
+    assert findings["findings"][0]["value"] == 4338
+
+
+def test_notebook_segmentation_sample_recovers_four_segments(run_nb, sample_dir):
+    out = run_nb("segmentation", params={"k_range": [2, 6], "n_bootstrap": 5})
+    _, segs, _, findings = _check_outputs(out)
+    ks = pd.read_csv(out / "tables" / "k_selection.csv")
+    assert int(ks.loc[ks["recommended"], "k"].iloc[0]) == 4
+    assert segs.loc[segs["cluster"] >= 0, "cluster"].nunique() == 4
+    assert findings["n_clusters"] == 4
