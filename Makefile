@@ -5,30 +5,46 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install reports test lab sample clean-reports
+.PHONY: install reports test lab sample clean-reports system-deps handouts
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
-	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name ecrm-research --display-name "Python (ecrm-research)"
 	@touch $(STAMP)
 
 ## install: create .venv with the pinned environment and register the 'ecrm-research' kernel
 install: $(STAMP)
 
+## system-deps: headless Chromium for report PDFs and the browser test (Debian/Ubuntu; best effort when not root)
+system-deps:
+	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then \
+	  echo "chromium: $$(command -v chromium || command -v chromium-browser || command -v google-chrome)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && command -v apt-get >/dev/null 2>&1; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "system-deps: cannot install chromium (not root / no apt-get): PDFs are skipped, browser tests skip locally and fail in CI"; \
+	fi
+
 ## reports: run every notebook on the bundled sample data into reports/ (opens with reports/index.html)
-reports: install
+reports: install system-deps
 	$(BIN)/ecrm run all --out reports
 
 ## test: the whole test suite (unit, real-data parity, notebooks end to end)
-test: install
+test: install system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
 
 ## lab: JupyterLab on notebooks/ with the project's kernel
 lab: install
 	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+## handouts: student handouts and teacher keys of every notebook (see docs/teaching.md)
+handouts: install
+	$(BIN)/ecrm handout --out handouts
 
 ## sample: regenerate the bundled sample data bit for bit
 sample: install

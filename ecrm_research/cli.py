@@ -6,10 +6,12 @@
     ecrm run NAME --help          # also lists the notebook's parameters and defaults
     ecrm validate --data PATH [--data-format X] [--mapping FILE]
     ecrm sample [--customers N] [--months M] [--seed S] [--out DIR]
+    ecrm handout [--out DIR] [--notebooks-dir DIR]     # student handouts + teacher keys
+    ecrm reproduce REPORT_DIR [--out DIR]              # re-run from manifest.json, compare tables
 
 Errors the user can fix (:class:`~ecrm_research.exceptions.EcrmError`) are printed as
 ``error: ...`` on stderr with exit code 2; Ctrl-C exits with 130. ``ecrm run`` exits with 1 when
-a notebook failed.
+a notebook failed; ``ecrm reproduce`` exits with 1 when a table differs or an input changed.
 """
 
 from __future__ import annotations
@@ -133,7 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
                      help="time limit per cell; 0 = none (default: 1800)")
     run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    run.add_argument("--notebooks-dir", metavar="DIR", help=argparse.SUPPRESS)
+    run.add_argument("--no-pdf", action="store_true",
+                     help="do not print report.pdf with headless Chromium (default: print when Chromium is installed)")
+    run.add_argument("--notebooks-dir", metavar="DIR",
+                     help="folder of the notebooks (default: notebooks/; e.g. handouts/student)")
 
     val = sub.add_parser("validate", formatter_class=_Formatter,
                          help="check a data set: quality report and row reconciliation",
@@ -148,6 +153,22 @@ def build_parser() -> argparse.ArgumentParser:
     smp.add_argument("--months", type=int, metavar="M", help="months of history")
     smp.add_argument("--seed", type=int, metavar="S", help="random seed")
     smp.add_argument("--out", metavar="DIR", help="output folder (default: data/sample)")
+
+    ho = sub.add_parser("handout", formatter_class=_Formatter,
+                        help="write student handouts (exercises to fill in) and teacher keys",
+                        description="Write OUT/student/ (solutions replaced by 'your turn' cells) and "
+                                    "OUT/teacher/ (with solutions) for every notebook. See docs/teaching.md.")
+    ho.add_argument("--out", metavar="DIR", default="handouts", help="output folder (default: handouts/)")
+    ho.add_argument("--notebooks-dir", metavar="DIR", help="folder of the notebooks (default: notebooks/)")
+
+    rp = sub.add_parser("reproduce", formatter_class=_Formatter,
+                        help="re-run a report folder from its manifest.json and compare every table",
+                        description="Re-run the analyses recorded in REPORT_DIR/manifest.json (same data, "
+                                    "parameters and seeds) and compare each tables/*.csv: identical bytes, "
+                                    "equal values, or different. Exit 0 when all match, 1 otherwise.")
+    rp.add_argument("report_dir", metavar="REPORT_DIR", help="output folder of `ecrm run` (or one analysis in it)")
+    rp.add_argument("--out", metavar="DIR", help="where to re-run (default: REPORT_DIR-reproduce)")
+    rp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     return parser
 
 
@@ -222,16 +243,53 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     results = run_all(names, params=params, out=args.out, timeout=args.timeout or None,
                       progress=not args.no_progress, notebooks_dir=args.notebooks_dir,
-                      on_result=show, **data_args)
+                      on_result=show, pdf=False if args.no_pdf else None, **data_args)
     from .paths import REPORTS_DIR
 
     root = Path(args.out).expanduser().resolve() if args.out else REPORTS_DIR
+    reasons = set()
+    for r in results:
+        pdf = _read_json(Path(r.out_dir) / "run.json").get("pdf") or {}
+        if pdf.get("status") == "failed" or (pdf.get("status") == "skipped" and not args.no_pdf):
+            reasons.add(f"{pdf.get('status')}: {pdf.get('reason')}")
+    for reason in sorted(reasons):
+        print(f"PDF {reason}", file=sys.stderr)
     print(f"index: {root / 'index.html'}")
     failed = [r.name for r in results if r.status != "ok"]
     if failed:
         print(f"{len(failed)} of {len(results)} notebooks failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    import json
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def _cmd_handout(args: argparse.Namespace) -> int:
+    from .handout import write_handouts
+
+    results = write_handouts(args.out, notebooks_dir=args.notebooks_dir)
+    out = Path(args.out).expanduser().resolve()
+    for r in results:
+        print(f"{r.name:<14} {r.n_exercises} exercise(s)  {r.student.relative_to(out)}  {r.teacher.relative_to(out)}")
+    print(f"handouts: {out / 'student'}\nteacher keys: {out / 'teacher'}")
+    print(f"run the student version: ecrm run all --notebooks-dir {out / 'student'} --out reports-student")
+    return EXIT_OK
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .manifest import reproduce
+
+    report = reproduce(args.report_dir, args.out, progress=not args.no_progress)
+    print(report.summary())
+    return EXIT_OK if report.ok else EXIT_FAILED
 
 
 def _print_frame(title: str, value: Any) -> None:
@@ -271,10 +329,13 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     if not shown:
         _print_frame("Quality report", report)
     _print_frame("Reconciliation (input = kept + quarantined)", result.reconciliation)
-    print("\n== Cleaning filters ==")
-    for line in result.policy.describe():
-        print(f"- {line}")
-    _print_frame("After cleaning", result.summary)
+    policy = getattr(result, "policy", None)
+    if policy is not None:
+        print("\n== Cleaning filters ==")
+        for line in policy.describe():
+            print(f"- {line}")
+    if getattr(result, "summary", None) is not None:
+        _print_frame("After cleaning", result.summary)
     return EXIT_OK
 
 
@@ -336,6 +397,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cmd_validate(args)
         if args.command == "sample":
             return _cmd_sample(args)
+        if args.command == "handout":
+            return _cmd_handout(args)
+        if args.command == "reproduce":
+            return _cmd_reproduce(args)
         parser.error(f"unknown command {args.command}")  # pragma: no cover
     except EcrmError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -7,6 +7,8 @@ output folder (marked with their run date)::
     OUT/<name>/findings.json   written by the notebook (question, headline findings)
     OUT/<name>/figures/*.png   the first one written is the thumbnail
     OUT/<name>/tables/*.csv    each one is linked
+    OUT/<name>/report.pdf      linked when printed; otherwise run.json["pdf"]["reason"] is shown
+    OUT/manifest.json          git commit, input digest and seeds shown in the header (reproducibility)
 
 All text is HTML-escaped and all links are relative, so the folder can be moved or zipped.
 """
@@ -26,6 +28,8 @@ __all__ = ["AnalysisEntry", "collect_entries", "render_index", "write_index"]
 _FIGURE_EXT = (".png", ".svg", ".jpg", ".jpeg", ".gif", ".webp")
 _CSS_FILE = Path(__file__).parent / "templates" / "index.css"
 _FALLBACK_CSS = "body{font-family:sans-serif;max-width:1100px;margin:auto}.failed{color:#b42318}"
+#: headline findings shown per card (the report has them all)
+MAX_FINDINGS = 5
 
 
 @dataclass
@@ -42,6 +46,7 @@ class AnalysisEntry:
     question: str | None = None
     findings: list[dict[str, Any]] = field(default_factory=list)
     this_run: bool = False
+    pdf: dict[str, Any] | None = None
 
     def files(self) -> dict[str, Any]:
         """Existing files to link: reports, notebook, thumbnail (first figure written), CSV tables."""
@@ -52,6 +57,7 @@ class AnalysisEntry:
             "report": self.dir / "report.html",
             "student": self.dir / "report_student.html",
             "notebook": self.dir / f"{self.name}.ipynb",
+            "pdf": self.dir / "report.pdf",
         }
         out: dict[str, Any] = {k: p for k, p in named.items() if p.is_file()}
         out["thumbnail"] = figs[0] if figs else None
@@ -81,6 +87,7 @@ def _entry(folder: Path, name: str) -> AnalysisEntry:
         parameters=run.get("parameters") or {},
         question=fnd.get("question"),
         findings=findings,
+        pdf=run.get("pdf") if isinstance(run.get("pdf"), dict) else None,
     )
 
 
@@ -147,6 +154,27 @@ def _meta_rows(params: Mapping[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
+def _manifest_rows(root: Path) -> list[tuple[str, str]]:
+    """Reproducibility facts from ``manifest.json``: input digest, seeds, code version."""
+    m = _read_json(root / "manifest.json")
+    if not m:
+        return []
+    rows = []
+    data = (m.get("inputs") or {}).get("data") or {}
+    if data.get("sha256"):
+        rows.append(("Input files", f"{len(data.get('files') or [])} file(s), sha256 {data['sha256'][:16]}…"))
+    seeds = sorted({str(nb.get("seed")) for nb in (m.get("notebooks") or {}).values() if nb.get("seed") is not None})
+    if seeds:
+        rows.append(("Seed", ", ".join(seeds)))
+    git = m.get("git") or {}
+    code = f"git {git['commit'][:10]}{' (uncommitted changes)' if git.get('dirty') else ''}" if git.get("commit") else "no git"
+    pk = m.get("packages") or {}
+    versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v and k in ("pandas", "scikit-learn", "lifelines", "mlxtend"))
+    rows.append(("Code", f"{code}; Python {m.get('python', '?')}" + (f"; {versions}" if versions else "")))
+    rows.append(("Reproduce", f"ecrm reproduce {root}"))
+    return rows
+
+
 def _card(root: Path, e: AnalysisEntry) -> str:
     f = e.files()
     status = e.status if e.status in ("ok", "failed") else "unknown"
@@ -165,19 +193,25 @@ def _card(root: Path, e: AnalysisEntry) -> str:
     if e.findings:
         items = "".join(
             f'<li title="{_e(fd.get("key"))} = {_e(_format_value(fd.get("value")))}">{_e(fd.get("text") or fd.get("key"))}</li>'
-            for fd in e.findings
+            for fd in e.findings[:MAX_FINDINGS]
         )
+        more = len(e.findings) - MAX_FINDINGS
+        if more > 0:
+            items += f'<li class="more">… {more} more in the report</li>'
         parts.append(f'<ul class="findings">{items}</ul>')
     elif status == "ok":
         parts.append('<p class="secs">No findings recorded.</p>')
     links = []
-    for key, label in (("report", "Report"), ("student", "Report with code"), ("notebook", "Notebook")):
+    for key, label in (("report", "Report"), ("pdf", "PDF"), ("student", "Report with code"),
+                       ("notebook", "Executed notebook")):
         if key in f:
-            links.append(f'<a href="{_href(root, f[key])}">{label}</a>')
+            links.append(f'<a class="{key}" href="{_href(root, f[key])}">{label}</a>')
     parts.append(f'<div class="links">{"".join(links)}</div>')
+    if "pdf" not in f and e.pdf and e.pdf.get("status") in ("skipped", "failed"):
+        parts.append(f'<p class="pdf-note">PDF {_e(e.pdf.get("status"))}: {_e(e.pdf.get("reason"))}</p>')
     if f["tables"]:
         tl = "".join(f'<a href="{_href(root, p)}">{_e(p.name)}</a>' for p in f["tables"])
-        parts.append(f'<div class="links"><span class="label">Tables:</span>{tl}</div>')
+        parts.append(f'<div class="links"><span class="label">Tables (CSV):</span>{tl}</div>')
     parts.append('</div><div class="thumb">')
     if f["thumbnail"] is not None:
         href = _href(root, f["thumbnail"])
@@ -211,6 +245,7 @@ def render_index(
     n_failed = sum(e.status == "failed" for e in entries)
     meta = "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in _meta_rows(params or {}))
     meta += f"<dt>Run date</dt><dd>{_e(when)}</dd>"
+    meta += "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in _manifest_rows(root))
     cards = "\n".join(_card(root, e) for e in entries) or "<p>No analyses have been run yet.</p>"
     summary = f"{len(entries)} {'analysis' if len(entries) == 1 else 'analyses'}: {n_ok} ok, {n_failed} failed."
     return (
@@ -219,8 +254,11 @@ def render_index(
         f"<title>{_e(title)}</title>\n<style>\n{css}\n</style>\n</head>\n<body>\n"
         f"<header><h1>{_e(title)}</h1><dl class=\"meta\">{meta}</dl>"
         f"<p class=\"summary\">{_e(summary)}</p></header>\n<main>\n{cards}\n</main>\n"
-        "<footer>Generated by <code>ecrm run</code>. Reports without code: “Report”; "
-        "with code for students: “Report with code”.</footer>\n</body>\n</html>\n"
+        "<footer>Generated by <code>ecrm run</code>. Reports without code: “Report” (and its PDF); "
+        "with code for students: “Report with code”."
+        + (' Inputs, parameters, seeds and package versions: <a href="manifest.json">manifest.json</a>.'
+           if (root / "manifest.json").is_file() else "")
+        + "</footer>\n</body>\n</html>\n"
     )
 
 

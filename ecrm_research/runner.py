@@ -64,7 +64,16 @@ class _DropUnknownParameterWarning(logging.Filter):
         return not str(record.getMessage()).startswith(self._NOISE)
 
 
-logging.getLogger("papermill").addFilter(_DropUnknownParameterWarning())
+for _logger in ("papermill", "papermill.translators", "papermill.parameterize"):
+    # a logger's filters do not apply to records of its children, so each one gets the filter
+    logging.getLogger(_logger).addFilter(_DropUnknownParameterWarning())
+
+#: run in every kernel before the notebook: readable tables (rounded floats, thousands separators)
+_KERNEL_SETUP = "import ecrm_research.display as _ecrm_display; _ecrm_display.setup(); del _ecrm_display"
+_REPORT_CSS = Path(__file__).parent / "templates" / "report.css"
+#: cells dropped from the reports: exercises in neither, solutions not in the student report
+_READER_DROP = {"remove-cell", "remove_cell", "exercise", "solution", "your-turn"}
+_STUDENT_DROP = {"remove-cell", "remove_cell", "solution"}
 
 
 @dataclass
@@ -382,7 +391,7 @@ def _clear_previous(out_dir: Path, nb_out: Path) -> None:
     """Remove the outputs of an earlier run so a failure never shows stale findings."""
     import shutil
 
-    for f in (nb_out, out_dir / "findings.json", out_dir / "run.json",
+    for f in (nb_out, out_dir / "findings.json", out_dir / "run.json", out_dir / "report.pdf",
               out_dir / "report.html", out_dir / "report_student.html"):
         if f.is_file():
             f.unlink()
@@ -403,6 +412,7 @@ def run_notebook(
     progress: bool = True,
     notebooks_dir: str | Path | None = None,
     render: bool = True,
+    pdf: bool | None = None,
 ) -> RunResult:
     """Execute one analysis notebook with papermill and render its HTML reports.
 
@@ -429,6 +439,10 @@ def run_notebook(
         Folder of the notebooks; default ``notebooks/``.
     render : bool
         Render ``report.html`` / ``report_student.html`` (also for a failed notebook).
+    pdf : bool, optional
+        Also print ``report.pdf`` from the reader report with headless Chromium (see
+        :mod:`ecrm_research.pdf`). None (default) = yes unless ``ECRM_PDF=0``. Without Chromium
+        the PDF is skipped and ``run.json["pdf"]`` says why; the HTML reports are unaffected.
 
     Returns
     -------
@@ -470,8 +484,9 @@ def run_notebook(
             log_output=False,
             cwd=str(PROJ_ROOT),
             execution_timeout=timeout,
-            # ipykernel's start-up warnings (e.g. "running over TCP without encryption") are noise here
-            extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            # ipykernel's start-up warnings (e.g. "running over TCP without encryption") are noise here;
+            # exec_lines sets readable pandas display options before the first cell
+            extra_arguments=["--IPKernelApp.log_level=CRITICAL", f"--IPKernelApp.exec_lines={_KERNEL_SETUP}"],
         )
     except pm.PapermillExecutionError as exc:
         status, error = "failed", _short_error(exc)
@@ -482,21 +497,38 @@ def run_notebook(
     seconds = time.perf_counter() - t0
 
     result = RunResult(name=name, status=status, out_dir=out_dir, error=error, seconds=seconds)
+    from .manifest import sha256_file, table_hashes
+
+    effective = {**declared, **parameters}
     record = {
         "name": name,
         "notebook": src.name,
+        "notebook_path": str(src.resolve()),
+        "notebook_sha256": sha256_file(src),
         "status": status,
         "error": error,
         "seconds": round(seconds, 3),
         "started": started.isoformat(timespec="seconds"),
         "parameters": {k: _jsonable(v) for k, v in parameters.items()},
+        "seed": _jsonable(effective.get("seed")),
+        "tables": table_hashes(out_dir),
         "render_error": None,
+        "pdf": None,
     }
     if render and nb_out.exists():
         try:
             render_reports(nb_out, out_dir, title=name)
         except Exception as exc:  # a broken render must not hide the run result
             record["render_error"] = _short_error(exc)
+        if pdf is None:
+            pdf = os.environ.get("ECRM_PDF", "1").strip().lower() not in ("0", "no", "false", "off")
+        if not pdf:
+            record["pdf"] = {"status": "skipped", "path": None, "reason": "PDF not requested (--no-pdf / ECRM_PDF=0)",
+                             "seconds": 0.0}
+        elif (out_dir / "report.html").is_file():
+            from .pdf import print_pdf
+
+            record["pdf"] = print_pdf(out_dir / "report.html", out_dir / "report.pdf").to_dict()
     (out_dir / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
     return result
 
@@ -525,7 +557,11 @@ def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | No
     Notes
     -----
     Cells tagged ``remove-cell`` are dropped from both; ``remove-input`` hides the code of a
-    cell in the student version too. Images are embedded, so each HTML file stands alone.
+    cell in the student version too. Exercise cells (``exercise``, ``solution``, ``your-turn``;
+    see ``docs/teaching.md``) are left out of the reader report, and ``solution`` cells out of the
+    student report. Images are embedded, the report stylesheet (``templates/report.css``) is
+    inlined and the CDN scripts nbconvert links (require.js, and MathJax when no cell holds
+    LaTeX) are dropped, so each HTML file stands alone and opens offline.
     """
     import nbformat
     from nbconvert import HTMLExporter
@@ -535,6 +571,11 @@ def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | No
     out_dir = Path(out_dir)
     nb = nbformat.read(str(nb_path), as_version=4)
     name = title or nb_path.stem
+    try:
+        css = _REPORT_CSS.read_text(encoding="utf-8")
+    except OSError:
+        css = ""
+    keep_mathjax = _has_math(nb)
     paths = {"reader": out_dir / "report.html", "student": out_dir / "report_student.html"}
     for kind, target in paths.items():
         exporter = HTMLExporter(
@@ -544,7 +585,7 @@ def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | No
             embed_images=True,
         )
         tags = TagRemovePreprocessor(
-            remove_cell_tags={"remove-cell", "remove_cell"},
+            remove_cell_tags=_READER_DROP if kind == "reader" else _STUDENT_DROP,
             remove_input_tags={"remove-input", "remove_input"},
             enabled=True,
         )
@@ -552,8 +593,35 @@ def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | No
         body, _ = exporter.from_notebook_node(
             nb, resources={"metadata": {"name": name, "path": str(nb_path.parent)}}
         )
+        body = _self_contained(body, keep_mathjax=keep_mathjax)
+        if css:
+            body = body.replace("</head>", f'<style id="ecrm-report-css">\n{css}\n</style>\n</head>', 1)
         target.write_text(body, encoding="utf-8")
     return paths
+
+
+_MATH_RE = re.compile(r"(?<!\\)\$[^$\n]+?(?<!\\)\$|\\\(|\\\[|\\begin\{")
+_REQUIREJS_RE = re.compile(r'<script src="https?://[^"]*require(?:\.min)?\.js"[^>]*>\s*</script>\s*', re.I)
+_MATHJAX_RE = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->\s*", re.S)
+
+
+def _has_math(nb: Any) -> bool:
+    """True when a markdown cell or an output holds LaTeX that MathJax would typeset."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and _MATH_RE.search(cell.source or ""):
+            return True
+        for o in cell.get("outputs", []):
+            if "text/latex" in o.get("data", {}):
+                return True
+    return False
+
+
+def _self_contained(html: str, *, keep_mathjax: bool) -> str:
+    """Drop nbconvert's CDN scripts (require.js always; MathJax unless the notebook has math)."""
+    html = _REQUIREJS_RE.sub("", html)
+    if not keep_mathjax:
+        html = _MATHJAX_RE.sub("", html)
+    return html
 
 
 # --------------------------------------------------------------------------- run_all
@@ -582,14 +650,15 @@ def run_all(
     progress: bool = True,
     notebooks_dir: str | Path | None = None,
     on_result: Any = None,
+    pdf: bool | None = None,
 ) -> list[RunResult]:
-    """Run several notebooks in order and write ``out/index.html``.
+    """Run several notebooks in order; write ``out/index.html`` and ``out/manifest.json``.
 
     Parameters
     ----------
     names : "all" or list of str
         Short names, run in the given order (``"all"`` = every notebook by ``NN``).
-    data, data_format, mapping, params, timeout, progress, notebooks_dir
+    data, data_format, mapping, params, timeout, progress, notebooks_dir, pdf
         As in :func:`run_notebook`. With several notebooks, each receives the `params` it
         declares; a key declared by none of them is an error.
     out : str or Path, optional
@@ -602,11 +671,18 @@ def run_all(
     list of RunResult
         One per notebook; a failed notebook does not stop the others.
 
+    Notes
+    -----
+    ``out/manifest.json`` records input hashes, parameters, seeds, package versions, the git
+    commit and the table hashes, so ``ecrm reproduce OUT`` can repeat and check the run (see
+    :mod:`ecrm_research.manifest`).
+
     Raises
     ------
     ParameterError
         Unknown name or undeclared parameter (before anything runs).
     """
+    from .manifest import write_manifest
     from .report_site import write_index
 
     order = _resolve_names(names, notebooks_dir)
@@ -634,11 +710,15 @@ def run_all(
     for n in order:
         own = {k: v for k, v in given.items() if k in declared[n]}
         res = run_notebook(n, params=own, out=root, timeout=timeout, progress=progress,
-                           notebooks_dir=notebooks_dir)
+                           notebooks_dir=notebooks_dir, pdf=pdf)
         results.append(res)
         if on_result is not None:
             on_result(res)
     shown = {k: (_absolute(v) if k in _PATH_PARAMS else v) for k, v in given.items()}
+    write_manifest(root, results, names=order, data=shown.get("data"), data_format=shown.get("data_format"),
+                   mapping=shown.get("mapping"),
+                   params={k: v for k, v in shown.items() if k not in ("data", "data_format", "mapping")},
+                   timeout=timeout, notebooks_dir=notebooks_dir, started=run_date)
     write_index(root, results, params=shown, run_date=run_date,
                 order=list(list_notebooks(notebooks_dir)))
     return results

@@ -159,7 +159,9 @@ def _fake_quality(calls, raise_=None):
             raise raise_
         ds = types.SimpleNamespace(source=data, format="canonical")
         recon = pd.DataFrame({"table": ["orders"], "input_rows": [10], "kept_rows": [8], "quarantined_rows": [2]})
-        return ds, types.SimpleNamespace(report=_FakeReport(), reconciliation=recon)
+        policy = types.SimpleNamespace(describe=lambda: ["drop lines without a customer"])
+        after = pd.DataFrame({"table": ["orders"], "rows": [8]})
+        return ds, types.SimpleNamespace(report=_FakeReport(), reconciliation=recon, policy=policy, summary=after)
 
     return types.SimpleNamespace(prepare=prepare)
 
@@ -179,6 +181,7 @@ def test_validate_prints_quality_report_and_reconciliation(monkeypatch, capsys):
     assert "== Summary ==" in out and "== Missing values ==" in out and "customer_id" in out
     assert "== Reconciliation" in out and "quarantined_rows" in out
     assert "2023-01-01" in out
+    assert "== Cleaning filters ==\n- drop lines without a customer" in out and "== After cleaning ==" in out
 
 
 def test_validate_data_error_exits_2_without_traceback(monkeypatch, capsys):

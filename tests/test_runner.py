@@ -313,3 +313,79 @@ def test_index_keeps_analyses_from_earlier_runs(tmp_path):
     hello_card = re.search(r'<section class="card ok" id="hello">.*?</section>', body, re.S)
     assert hello_card and "from an earlier run" in hello_card.group(0)
     assert '<section class="card failed" id="boom">' in body
+
+
+# --------------------------------------------------------------------------- report polish
+
+
+def test_reports_are_self_contained_styled_and_number_formatted(suite):
+    out, res, _ = suite
+    for name in ("hello", "boom"):
+        for report in ("report.html", "report_student.html"):
+            html = (out / name / report).read_text()
+            assert 'id="ecrm-report-css"' in html and "tabular-nums" in html
+            # nbconvert's CDN scripts are dropped so the report opens (and prints) offline
+            assert not re.search(r'<script[^>]+src="https?://', html), (name, report)
+            assert "mathjax" not in html.lower()
+
+
+def test_kernel_sets_readable_float_display(tmp_path):
+    """The runner's kernel start-up code sets pandas' float format (thousands separators)."""
+    from ecrm_research.display import format_float
+
+    nb = nbformat.read(NB_DIR / "01_hello_world.ipynb", as_version=4)
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "import pandas as pd\nprint(pd.DataFrame({'v': [1234567.891, 0.000012345, 3.14159]}).to_string())"))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "pd.DataFrame({'orders': [1234567, 5, 6], 'year': [2024, 2025, 2026], 'v': [0.5, 1.0, 2.0]})"))
+    (tmp_path / "nb").mkdir()
+    nbformat.write(nb, tmp_path / "nb" / "01_hello_world.ipynb")
+    res = run_notebook("hello", out=tmp_path / "o", progress=False, notebooks_dir=tmp_path / "nb", pdf=False)
+    assert res.ok, res.error
+    cells = nbformat.read(res.notebook, as_version=4).cells
+    text = "".join(o.get("text", "") for o in cells[-2].outputs)
+    html = cells[-1].outputs[0]["data"]["text/html"]
+    assert "<td>1,234,567</td>" in html and "<td>2024</td>" in html  # quantities get separators, years not
+    assert "1,234,568" in text and "1.23e-05" in text and "3.14" in text and "3.14159" not in text
+    assert format_float(float("nan")) == "NaN" and format_float(12345.678) == "12,345.68"
+
+
+def test_run_json_records_pdf_outcome_and_notebook_hash(suite):
+    out, res, _ = suite
+    run = json.loads((res["hello"].out_dir / "run.json").read_text())
+    assert run["pdf"]["status"] in ("ok", "skipped")
+    if run["pdf"]["status"] == "ok":
+        assert (res["hello"].out_dir / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    else:
+        assert "Chromium" in run["pdf"]["reason"]
+    assert len(run["notebook_sha256"]) == 64 and run["seed"] == 7
+    assert run["tables"]["tables/numbers.csv"]
+
+
+def test_reader_report_leaves_out_exercises_and_student_report_solutions(tmp_path):
+    nb = nbformat.read(NB_DIR / "01_hello_world.ipynb", as_version=4)
+    nb.cells += [
+        nbformat.v4.new_markdown_cell("**Exercise 1: PROMPT_MARKER.**", metadata={"tags": ["exercise"]}),
+        nbformat.v4.new_code_cell("print('SOLUTION_OUTPUT_MARKER')", metadata={"tags": ["solution"]}),
+    ]
+    (tmp_path / "nb").mkdir()
+    nbformat.write(nb, tmp_path / "nb" / "01_hello_world.ipynb")
+    res = run_notebook("hello", out=tmp_path / "o", progress=False, notebooks_dir=tmp_path / "nb", pdf=False)
+    reader = _body((res.out_dir / "report.html").read_text())
+    student = _body((res.out_dir / "report_student.html").read_text())
+    assert "PROMPT_MARKER" not in reader and "SOLUTION_OUTPUT_MARKER" not in reader
+    assert "PROMPT_MARKER" in student and "SOLUTION_OUTPUT_MARKER" not in student
+    assert "SOLUTION_OUTPUT_MARKER" in json.dumps(nbformat.read(res.notebook, as_version=4).cells)
+
+
+def test_index_card_shows_at_most_five_findings(tmp_path):
+    from ecrm_research.report_site import write_index
+
+    d = tmp_path / "many"
+    d.mkdir()
+    (d / "run.json").write_text(json.dumps({"status": "ok", "pdf": {"status": "skipped", "reason": "no <chromium>"}}))
+    (d / "findings.json").write_text(json.dumps({"question": "Q?", "findings": [
+        {"key": f"k{i}", "value": i, "text": f"finding {i}"} for i in range(8)]}))
+    html = write_index(tmp_path).read_text()
+    assert "finding 4" in html and "finding 5" not in html and "… 3 more in the report" in html
+    assert "PDF skipped: no &lt;chromium&gt;" in html

@@ -1,0 +1,297 @@
+"""The report site in a real browser: headless Chromium opens index.html and every report.
+
+A tiny Chrome DevTools Protocol client (``websocket-client``, already a Jupyter dependency) loads
+each page from disk and fails on
+
+* a console error, an uncaught exception or a resource that failed to load;
+* a local link or image (``href``/``src``) that does not resolve to an existing file, or an image
+  that does not decode;
+* an error output in a report whose analysis is recorded as ok (and no visible error in one that
+  failed).
+
+Screenshots of every page are kept as test artefacts: ``$ECRM_TEST_ARTIFACTS/browser/...`` or a
+pytest temporary folder printed in the output (``-s`` shows it). Chromium missing: skip locally,
+fail in CI (``CI=true`` or ``ECRM_REQUIRE_DATASETS=1``); install with ``make system-deps``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from urllib.parse import unquote, urlparse
+
+import nbformat
+import pytest
+
+from ecrm_research.cli import main
+from ecrm_research.paths import NOTEBOOKS_DIR
+from ecrm_research.pdf import INSTALL_HINT, chromium_flags, find_chromium
+
+NB_DIR = Path(__file__).parent / "notebooks"
+
+
+def _require() -> bool:
+    return os.environ.get("ECRM_REQUIRE_DATASETS") == "1" or os.environ.get("CI", "").lower() == "true"
+
+
+@pytest.fixture(scope="module")
+def chromium_path() -> str:
+    exe = find_chromium()
+    if exe is None:
+        msg = f"headless Chromium is needed for the browser tests: {INSTALL_HINT}"
+        if _require():
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return exe
+
+
+@pytest.fixture(scope="module")
+def artifacts(tmp_path_factory) -> Path:
+    base = os.environ.get("ECRM_TEST_ARTIFACTS")
+    root = Path(base) / "browser" if base else tmp_path_factory.mktemp("browser-artifacts")
+    root.mkdir(parents=True, exist_ok=True)
+    print(f"\nbrowser screenshots: {root}")
+    return root
+
+
+# --------------------------------------------------------------------------- a tiny CDP client
+
+
+class Browser:
+    """Headless Chromium driven over the DevTools protocol (one page, sequential commands)."""
+
+    def __init__(self, exe: str):
+        import websocket  # websocket-client
+
+        self._profile = tempfile.TemporaryDirectory(prefix="ecrm-browser-")
+        self.proc = subprocess.Popen(
+            [exe, *chromium_flags(self._profile.name), "--remote-debugging-port=0",
+             "--remote-allow-origins=*", "--window-size=1280,1600", "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+        port_file = Path(self._profile.name) / "DevToolsActivePort"
+        deadline = time.monotonic() + 30
+        while not (port_file.is_file() and port_file.read_text().strip()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.close()
+                raise RuntimeError("Chromium did not open its DevTools port within 30 s")
+            time.sleep(0.05)
+        port = int(port_file.read_text().split()[0])
+        pages = []
+        while not pages and time.monotonic() < deadline:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
+                pages = [t for t in json.load(r) if t.get("type") == "page"]
+            time.sleep(0.05)
+        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=30,
+                                              suppress_origin=True)
+        self._id = 0
+        self.events: list[dict] = []
+        for domain in ("Page", "Runtime", "Log", "Network"):
+            self.call(f"{domain}.enable")
+
+    def call(self, method: str, **params):
+        self._id += 1
+        my = self._id
+        self.ws.send(json.dumps({"id": my, "method": method, "params": params}))
+        while True:
+            msg = json.loads(self.ws.recv())
+            if msg.get("id") == my:
+                if "error" in msg:
+                    raise RuntimeError(f"{method}: {msg['error']}")
+                return msg.get("result", {})
+            if "method" in msg:
+                self.events.append(msg)
+
+    def _wait_event(self, name: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not any(e["method"] == name for e in self.events):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"no {name} within {timeout} s")
+            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
+            msg = json.loads(self.ws.recv())
+            if "method" in msg:
+                self.events.append(msg)
+
+    def open(self, path: Path) -> dict:
+        """Load a file; return its problems, links and image states."""
+        self.events = []
+        self.call("Page.navigate", url=path.resolve().as_uri())
+        self._wait_event("Page.loadEventFired")
+        # thumbnails are loading="lazy": make every image load now and wait until each decodes (or fails)
+        self.call("Runtime.evaluate", awaitPromise=True, expression="""Promise.all([...document.images].map(i => {
+            i.loading = 'eager'; return i.decode().catch(() => null); }))
+            .then(() => new Promise(r => setTimeout(r, 200)))""")
+        info = self.call("Runtime.evaluate", returnByValue=True, expression="""(() => ({
+            links: [...document.querySelectorAll('a[href], link[href]')].map(a => a.href),
+            srcs: [...document.querySelectorAll('img[src], script[src], iframe[src]')].map(e => e.src),
+            broken_images: [...document.images].filter(i => !i.complete || i.naturalWidth === 0)
+                                               .map(i => i.src.slice(0, 120)),
+            n_images: document.images.length,
+            text: document.body ? document.body.innerText : ''}))()""")["result"]["value"]
+        problems = []
+        for e in self.events:
+            m, p = e["method"], e.get("params", {})
+            if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "assert"):
+                problems.append("console: " + " ".join(str(a.get("value", a.get("description", "")))
+                                                      for a in p.get("args", [])))
+            elif m == "Runtime.exceptionThrown":
+                problems.append("exception: " + p["exceptionDetails"].get("text", "") + " "
+                                + str(p["exceptionDetails"].get("exception", {}).get("description", "")))
+            elif m == "Log.entryAdded" and p["entry"].get("level") == "error":
+                problems.append(f"log: {p['entry'].get('text')} {p['entry'].get('url', '')}")
+            elif m == "Network.loadingFailed" and not p.get("canceled"):
+                problems.append(f"load failed: {p.get('errorText')}")
+        info["problems"] = problems
+        return info
+
+    def screenshot(self, target: Path) -> bytes:
+        data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
+        target.write_bytes(data)
+        return data
+
+    def close(self) -> None:
+        try:
+            if getattr(self, "ws", None) is not None:
+                self.ws.close()
+        finally:
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+            self._profile.cleanup()
+
+
+@pytest.fixture(scope="module")
+def browser(chromium_path):
+    b = Browser(chromium_path)
+    yield b
+    b.close()
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _local(url: str) -> Path | None:
+    u = urlparse(url)
+    return Path(unquote(u.path)) if u.scheme == "file" else None
+
+
+def _check_page(browser: Browser, page: Path, shots: Path, root: Path) -> dict:
+    from PIL import Image
+
+    info = browser.open(page)
+    name = page.relative_to(root).as_posix().replace("/", "__")
+    png = browser.screenshot(shots / f"{name}.png")
+    with Image.open(io.BytesIO(png)) as img:
+        assert img.size[0] > 0 and len(set(img.convert("L").resize((32, 32)).getdata())) > 1, f"{page}: blank page"
+    assert not info["problems"], f"{page}: {info['problems']}"
+    assert not info["broken_images"], f"{page}: images that do not decode: {info['broken_images']}"
+    for url in info["links"] + info["srcs"]:
+        if url.startswith(("data:", "about:", "javascript:", "mailto:")):
+            continue
+        local = _local(url)
+        if local is None:
+            continue  # external links (docs in markdown) are not checked offline
+        assert local.exists(), f"{page}: broken link {url}"
+        assert root in local.parents or local == root, f"{page}: link leaves the report folder: {url}"
+        if local.suffix.lower() in (".png", ".jpg", ".jpeg", ".gif", ".webp"):
+            with Image.open(local) as img:
+                img.verify()
+    return info
+
+
+def _check_site(root: Path, browser: Browser, shots: Path) -> dict[str, str]:
+    """Open index.html and every report under `root`; return {analysis: status}."""
+    shots.mkdir(parents=True, exist_ok=True)
+    _check_page(browser, root / "index.html", shots, root)
+    statuses = {}
+    for run_json in sorted(root.glob("*/run.json")):
+        folder = run_json.parent
+        run = json.loads(run_json.read_text())
+        statuses[folder.name] = run["status"]
+        executed = nbformat.read(folder / f"{folder.name}.ipynb", as_version=4)
+        errors = [o for c in executed.cells if c.cell_type == "code" for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        for report in ("report.html", "report_student.html"):
+            info = _check_page(browser, folder / report, shots, root)
+            if run["status"] == "ok":
+                assert not errors, f"{folder.name}: error output in a notebook recorded ok"
+                assert "Traceback (most recent call last)" not in info["text"], f"{folder / report}: error cell"
+            else:
+                assert errors and run["error"].split(":")[0] in info["text"], \
+                    f"{folder / report}: the failure is not visible"
+        if run.get("pdf", {}).get("status") == "ok":
+            assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    return statuses
+
+
+def test_report_site_of_test_notebooks_in_browser(tmp_path, browser, artifacts, capsys):
+    t0 = time.perf_counter()
+    code = main(["run", "all", "--out", str(tmp_path), "--notebooks-dir", str(NB_DIR), "--no-progress"])
+    assert code == 1  # boom fails on purpose
+    t1 = time.perf_counter()
+    statuses = _check_site(tmp_path, browser, artifacts / "test-notebooks")
+    t2 = time.perf_counter()
+    assert statuses == {"hello": "ok", "boom": "failed"}
+    for name in statuses:  # with Chromium present every reader report has its PDF
+        assert json.loads((tmp_path / name / "run.json").read_text())["pdf"]["status"] == "ok"
+        assert (tmp_path / name / "report.pdf").is_file()
+    index = (tmp_path / "index.html").read_text()
+    assert 'href="hello/report.pdf"' in index
+    with capsys.disabled():
+        print(f"\nrun all (2 notebooks + PDFs): {t1 - t0:.1f} s; browser checks of 5 pages: {t2 - t1:.1f} s")
+
+
+def test_pdf_skipped_without_chromium_is_recorded_and_shown(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("ECRM_CHROMIUM", "/nonexistent/chromium")
+    code = main(["run", "hello", "--out", str(tmp_path), "--notebooks-dir", str(NB_DIR), "--no-progress"])
+    captured = capsys.readouterr()
+    assert code == 0
+    pdf = json.loads((tmp_path / "hello" / "run.json").read_text())["pdf"]
+    assert pdf["status"] == "skipped" and "Chromium not found" in pdf["reason"]
+    assert "PDF skipped: Chromium not found" in captured.err
+    assert (tmp_path / "hello" / "report.html").is_file() and not (tmp_path / "hello" / "report.pdf").exists()
+    assert "PDF skipped: Chromium not found" in (tmp_path / "index.html").read_text()
+
+
+@pytest.mark.notebook
+def test_report_site_of_real_notebooks_in_browser(tmp_path, browser, artifacts, sample_dir):
+    """Every notebook in notebooks/ on the bundled sample: the site must be clean in a browser."""
+    if not any(NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb")):
+        pytest.skip("no analysis notebooks yet")
+    main(["run", "all", "--out", str(tmp_path), "--no-progress"])
+    statuses = _check_site(tmp_path, browser, artifacts / "real-notebooks")
+    assert statuses
+    failed = {n: json.loads((tmp_path / n / "run.json").read_text())["error"] for n, s in statuses.items() if s != "ok"}
+    assert not failed, f"analysis notebooks failed on the sample: {failed}"
+
+
+def test_browser_check_catches_console_error_broken_link_and_image(tmp_path, browser, artifacts):
+    """The checker itself: each planted defect must fail the page check."""
+    from PIL import Image
+
+    Image.new("RGB", (4, 4), "red").save(tmp_path / "ok.png")
+    (tmp_path / "bad.png").write_bytes(b"not a png")
+    pages = {
+        "console.html": '<p>x</p><script>console.error("planted console error")</script>',
+        "link.html": '<p>x</p><a href="missing/report.html">gone</a>',
+        "image.html": '<p>x</p><img src="bad.png" alt="bad">',
+        "fine.html": '<p>fine</p><img src="ok.png" alt="ok"><a href="ok.png">ok</a>',
+    }
+    for name, body in pages.items():
+        (tmp_path / name).write_text(f"<!DOCTYPE html><html><head><title>t</title></head><body>{body}</body></html>")
+    shots = artifacts / "checker"
+    shots.mkdir(parents=True, exist_ok=True)
+    _check_page(browser, tmp_path / "fine.html", shots, tmp_path)
+    for name, expected in (("console.html", "planted console error"), ("link.html", "missing/report.html"),
+                           ("image.html", "bad.png")):
+        with pytest.raises(AssertionError, match=expected):
+            _check_page(browser, tmp_path / name, shots, tmp_path)
