@@ -342,9 +342,14 @@ def _status_counts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     n_lines = pd.Series(0, index=n_orders.index)
     items = tables.get("order_items")
     if items is not None and "order_id" in items.columns:
-        pos = pd.Index(orders["order_id"]).get_indexer(items["order_id"])
-        line_status = pd.Series(np.where(pos >= 0, status.to_numpy()[pos], "(orphan)"))
-        n_lines = line_status.value_counts().reindex(n_orders.index, fill_value=0)
+        pos = schema.key_positions(items["order_id"], orders["order_id"])
+        scode, slevels = pd.factorize(status)
+        per_level = np.bincount(scode[pos[pos >= 0]], minlength=len(slevels))
+        line_counts = pd.Series(per_level, index=pd.Index(slevels, dtype=object))
+        n_orphan = int((pos < 0).sum())
+        if n_orphan:
+            line_counts = pd.concat([line_counts, pd.Series([n_orphan], index=["(orphan)"])])
+        n_lines = line_counts.reindex(n_orders.index, fill_value=0)
     out = pd.DataFrame({"status": n_orders.index.astype(str), "n_orders": n_orders.to_numpy(),
                         "n_lines": n_lines.to_numpy()})
     out["share_orders"] = out["n_orders"] / max(len(orders), 1)
@@ -356,7 +361,7 @@ def _non_product(tables: Mapping[str, pd.DataFrame], codes: set[str]) -> pd.Data
     items = tables.get("order_items")
     if not codes or items is None or "product_id" not in items.columns:
         return pd.DataFrame(columns=cols)
-    sel = items[items["product_id"].isin(codes).fillna(False).astype(bool)]
+    sel = items[schema.key_isin(items["product_id"], pd.Series(sorted(codes), dtype=schema.ID))]
     if sel.empty:
         return pd.DataFrame(columns=cols)
     g = sel.assign(revenue=sel["quantity"] * sel["unit_price"]).groupby("product_id", observed=True)
@@ -415,14 +420,23 @@ class CleanResult:
         return pd.DataFrame({"measure": list(rows), "value": list(rows.values())})
 
 
-def _reason_array(conditions: Sequence[tuple[str, np.ndarray]], n: int) -> np.ndarray:
-    """First applicable reason per row (object array, None = kept); earlier conditions win."""
-    if not conditions:
-        return np.full(n, None, dtype=object)
-    return np.select([c for _, c in conditions], [r for r, _ in conditions], default=None).astype(object)
+#: reason code of a row: 0 = kept, i + 1 = REASONS[i]; int8 arrays keep 10M-row cleaning cheap
+_KEPT = 0
+_CODE = {r: i + 1 for i, r in enumerate(REASONS)}
+_REASON_OF_CODE = np.array([None, *REASONS], dtype=object)
+
+
+def _reason_codes(conditions: Sequence[tuple[str, np.ndarray]], n: int) -> np.ndarray:
+    """First applicable reason per row as an int8 code (0 = kept); earlier conditions win."""
+    out = np.zeros(n, dtype=np.int8)
+    for reason, cond in reversed(conditions):  # the earliest condition is written last and wins
+        out[np.asarray(cond, dtype=bool)] = _CODE[reason]
+    return out
 
 
 def _bool(s: pd.Series | np.ndarray) -> np.ndarray:
+    if isinstance(s, np.ndarray) and s.dtype == bool:
+        return s
     return np.asarray(pd.Series(s).fillna(False), dtype=bool)
 
 
@@ -432,21 +446,30 @@ def _order_reasons(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy) -
     if policy.drop_missing_customer:
         conds.append(("missing_customer", _bool(orders["customer_id"].isna())))
     if policy.drop_cancelled:
-        conds.append(("cancelled", _bool(orders["status"].astype(object) == "cancelled")))
-    return _reason_array(conds, len(orders))
+        conds.append(("cancelled", _equals(orders["status"], "cancelled")))
+    return _reason_codes(conds, len(orders))
+
+
+def _equals(series: pd.Series, value: str) -> np.ndarray:
+    """``series == value`` as a bool array; a categorical is compared on its few categories."""
+    if isinstance(series.dtype, pd.CategoricalDtype):
+        cats = np.asarray(series.cat.categories.astype(object) == value, dtype=bool)
+        codes = series.cat.codes.to_numpy()
+        return np.where(codes >= 0, cats[np.maximum(codes, 0)] if len(cats) else False, False)
+    return _bool(series.astype(object) == value)
 
 
 def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, order_pos: np.ndarray,
                   policy: CleaningPolicy, codes: set[str]) -> np.ndarray:
     items = tables["order_items"]
     # the order's own reason, cascaded; a line whose order does not exist is an orphan
-    inherited = np.where(order_pos >= 0, order_reason[np.maximum(order_pos, 0)], "orphan_key")
-    orphan = (order_pos < 0) | (inherited == "orphan_key")
+    inherited = np.where(order_pos >= 0, order_reason[np.maximum(order_pos, 0)], _CODE["orphan_key"])
+    orphan = inherited == _CODE["orphan_key"]
     if "products" in tables:
         orphan |= _bool(schema.orphan_mask(dict(tables), "order_items", "product_id"))
     conds = [("orphan_key", orphan)]
     for reason in ("missing_customer", "cancelled"):
-        conds.append((reason, inherited == reason))
+        conds.append((reason, inherited == _CODE[reason]))
     if policy.drop_nonpositive_quantity:
         conds.append(("nonpositive_quantity", _bool(items["quantity"] <= 0)))
     if policy.drop_nonpositive_price:
@@ -454,8 +477,8 @@ def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, 
     if policy.drop_duplicate_rows:
         conds.append(("duplicate_row", _bool(_duplicate_rows(items, "order_items"))))
     if policy.drop_non_product and codes:
-        conds.append(("non_product", _bool(items["product_id"].isin(codes))))
-    return _reason_array(conds, len(items))
+        conds.append(("non_product", schema.key_isin(items["product_id"], pd.Series(sorted(codes), dtype=schema.ID))))
+    return _reason_codes(conds, len(items))
 
 
 _QCOLS = ["table", "row", "reason", "order_id", "line_no", "customer_id", "product_id", "contact_id", "source_row"]
@@ -463,13 +486,13 @@ _QCOLS = ["table", "row", "reason", "order_id", "line_no", "customer_id", "produ
 
 def _quarantine_part(table: str, df: pd.DataFrame, reason: np.ndarray, extra: Mapping[str, Any] | None = None
                      ) -> pd.DataFrame:
-    dropped = np.flatnonzero(pd.notna(reason))
-    part = pd.DataFrame({"table": table, "row": dropped, "reason": reason[dropped]})
+    dropped = np.flatnonzero(reason)
+    part = pd.DataFrame({"table": table, "row": dropped, "reason": _REASON_OF_CODE[reason[dropped]]})
     for c in _QCOLS[3:]:
         if c in df.columns:
             part[c] = df[c].iloc[dropped].to_numpy()
         elif extra and c in extra:
-            part[c] = np.asarray(extra[c])[dropped]
+            part[c] = extra[c](dropped) if callable(extra[c]) else np.asarray(extra[c])[dropped]
     return part
 
 
@@ -526,23 +549,27 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
     orders, items = tables["orders"], tables["order_items"]
 
     order_reason = _order_reasons(tables, policy)
-    order_pos = pd.Index(orders["order_id"]).get_indexer(items["order_id"])
+    order_pos = schema.key_positions(items["order_id"], orders["order_id"])
     item_reason = _item_reasons(tables, order_reason, order_pos, policy, codes)
 
     # orders that had lines but kept none of them
-    kept_line_orders = np.bincount(order_pos[(order_pos >= 0) & pd.isna(item_reason)], minlength=len(orders))
-    any_line_orders = np.bincount(order_pos[order_pos >= 0], minlength=len(orders))
-    no_kept = pd.isna(order_reason) & (any_line_orders > 0) & (kept_line_orders == 0)
-    order_reason = np.where(no_kept, "no_kept_lines", order_reason).astype(object)
-    order_reason[pd.isna(order_reason)] = None
+    has_order = order_pos >= 0
+    kept_line_orders = np.bincount(order_pos[has_order & (item_reason == _KEPT)], minlength=len(orders))
+    any_line_orders = np.bincount(order_pos[has_order], minlength=len(orders))
+    no_kept = (order_reason == _KEPT) & (any_line_orders > 0) & (kept_line_orders == 0)
+    order_reason[no_kept] = _CODE["no_kept_lines"]
 
     reasons: dict[str, np.ndarray] = {"orders": order_reason, "order_items": item_reason}
     if "service_contacts" in tables:
         m = _bool(schema.orphan_mask(tables, "service_contacts", "customer_id"))
-        reasons["service_contacts"] = np.where(m, "orphan_key", None).astype(object)
+        reasons["service_contacts"] = np.where(m, _CODE["orphan_key"], _KEPT).astype(np.int8)
 
-    cust_of_line = np.where(order_pos >= 0, orders["customer_id"].astype(object).to_numpy()[np.maximum(order_pos, 0)],
-                            None)
+    def cust_of_line(rows: np.ndarray) -> np.ndarray:  # only for the quarantined lines
+        pos = order_pos[rows]
+        cust = orders["customer_id"].to_numpy(dtype=object, na_value=None)[np.maximum(pos, 0)] if len(orders) \
+            else np.full(len(rows), None, dtype=object)
+        return np.where(pos >= 0, cust, None)
+
     parts, out, rec = [], {}, []
     for name, df in tables.items():
         r = reasons.get(name)
@@ -552,7 +579,7 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
             continue
         extra = {"customer_id": cust_of_line} if name == "order_items" else None
         parts.append(_quarantine_part(name, df, r, extra))
-        out[name] = df.loc[pd.isna(r)].reset_index(drop=True)
+        out[name] = df.loc[r == _KEPT].reset_index(drop=True)
         rec.append(_rec_row(name, len(df), r))
     quarantine = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_QCOLS)).reindex(
         columns=_QCOLS)
@@ -565,10 +592,11 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
 
 
 def _rec_row(table: str, n: int, reason: np.ndarray | None) -> dict[str, Any]:
-    counts = pd.Series(reason).value_counts() if reason is not None else pd.Series(dtype=int)
-    q = int(counts.sum())
+    counts = (np.bincount(reason, minlength=len(REASONS) + 1) if reason is not None
+              else np.zeros(len(REASONS) + 1, dtype=np.int64))
+    q = int(counts[1:].sum())
     row: dict[str, Any] = {"table": table, "input_rows": n, "kept_rows": n - q, "quarantined_rows": q}
-    row.update({r: int(counts.get(r, 0)) for r in REASONS})
+    row.update({r: int(counts[_CODE[r]]) for r in REASONS})
     row["reconciles"] = row["kept_rows"] + row["quarantined_rows"] == n and q == sum(
         row[r] for r in REASONS)
     return row

@@ -405,13 +405,150 @@ def validate_tables(tables: dict[str, pd.DataFrame], *, sources: dict[str, str] 
     return tables
 
 
+# --------------------------------------------------------------------------- fast key look-ups
+def _arrow_strings(values: pd.Series | pd.Index | np.ndarray):
+    """The values as a pyarrow string array (zero-copy for ``string[pyarrow]``), or ``None``
+    when they are not text (numbers, mixed objects): callers then fall back to pandas."""
+    import pyarrow as pa
+
+    arr = getattr(values, "array", values)
+    if isinstance(arr, pd.arrays.ArrowStringArray) or (
+            hasattr(arr, "_pa_array") and (pa.types.is_string(arr._pa_array.type)
+                                           or pa.types.is_large_string(arr._pa_array.type))):
+        return arr._pa_array
+    if isinstance(getattr(values, "dtype", None), pd.StringDtype):
+        return pa.chunked_array([pa.array(np.asarray(values, dtype=object), type=pa.string(), from_pandas=True)])
+    return None
+
+
+def _run_heads(arr) -> np.ndarray:
+    """Positions where a value differs from the previous one (run starts; 0 always)."""
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    if n < 2:
+        return np.arange(n)
+    a = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
+    same = pc.fill_null(pc.equal(a.slice(1), a.slice(0, n - 1)), False)
+    return np.r_[0, np.flatnonzero(~same.to_numpy(zero_copy_only=False)) + 1]
+
+
+def key_positions(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Index | np.ndarray, *,
+                  return_unique: bool = False) -> np.ndarray | tuple[np.ndarray, bool]:
+    """Row position in ``keys`` of each of ``values`` (-1 when absent or missing).
+
+    A vectorised join on key columns: ``keys`` should be unique (the first occurrence wins
+    otherwise). Text keys (``string[pyarrow]``) are dictionary-encoded together by pyarrow;
+    runs of equal consecutive values (the lines of one order) are looked up once, so order
+    lines stored order by order cost little more than the orders themselves.
+
+    Parameters
+    ----------
+    values, keys : Series, Index or ndarray
+
+    return_unique : bool
+        Also return whether ``keys`` are unique (free: it falls out of the encoding).
+
+    Returns
+    -------
+    ndarray of int64
+        Same length as ``values`` (with ``return_unique``: a tuple ``(positions, unique)``).
+
+    Examples
+    --------
+    >>> key_positions(pd.Series(["b", "a", "a", None, "z"], dtype=ID), pd.Series(["a", "b"], dtype=ID)).tolist()
+    [1, 0, 0, -1, -1]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    v, k = _arrow_strings(values), _arrow_strings(keys)
+    n_keys = len(keys)
+    if v is None or k is None:
+        kidx = pd.Index(np.asarray(keys, dtype=object))
+        vidx = pd.Index(np.asarray(values, dtype=object))
+        unique = True
+        if not kidx.is_unique:
+            unique = False
+            kidx = pd.Index([x if not d else object() for x, d in zip(kidx, kidx.duplicated(keep="first"))],
+                            dtype=object)  # later copies never match
+        pos = kidx.get_indexer(vidx)
+        pos[np.asarray(pd.isna(vidx), dtype=bool)] = -1
+        return (pos.astype(np.int64), unique) if return_unique else pos.astype(np.int64)
+    heads = _run_heads(v)
+    n = len(v)
+    vh = pc.take(v, pa.array(heads)) if len(heads) < n else v
+    chunks = [c if c.type == pa.large_string() else c.cast(pa.large_string())
+              for c in list(getattr(k, "chunks", [k])) + list(getattr(vh, "chunks", [vh]))]
+    both = pa.chunked_array(chunks, type=pa.large_string())
+    enc = pc.dictionary_encode(both).combine_chunks()
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    kc, vc = codes[:n_keys], codes[n_keys:]
+    pos_of_code = np.full(len(enc.dictionary) + 1, -1, dtype=np.int64)  # last slot: missing (-1)
+    order = np.arange(n_keys, dtype=np.int64)
+    ok = kc >= 0
+    pos_of_code[kc[ok][::-1]] = order[ok][::-1]  # the first occurrence is written last and wins
+    out = pos_of_code[vc]
+    if len(heads) < n:
+        out = np.repeat(out, np.diff(np.r_[heads, n]))
+    if return_unique:
+        return out, bool(not len(kc[ok]) or np.bincount(kc[ok]).max() <= 1)
+    return out
+
+
+def _one_chunk(arr, type_):
+    arr = arr.combine_chunks() if hasattr(arr, "combine_chunks") else arr
+    return arr if arr.type == type_ else arr.cast(type_)
+
+
+def key_isin(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Index | np.ndarray) -> np.ndarray:
+    """Boolean array: is each of ``values`` among ``keys`` (missing values are not)?
+
+    Vectorised like :func:`key_positions`; :meth:`pandas.Series.isin` on ``string[pyarrow]``
+    builds a Python list of the keys and takes seconds per million rows.
+    """
+    v, k = _arrow_strings(values), _arrow_strings(keys)
+    if v is None or k is None:
+        return np.asarray(pd.Series(np.asarray(values, dtype=object)).isin(np.asarray(keys, dtype=object))
+                          & pd.notna(np.asarray(values, dtype=object)), dtype=bool)
+    import pyarrow.compute as pc
+
+    heads = _run_heads(v)
+    n = len(v)
+    if len(heads) < 0.7 * n:
+        import pyarrow as pa
+
+        hit = pc.is_in(pc.take(v, pa.array(heads)), value_set=_one_chunk(k, v.type), skip_nulls=True)
+        return np.repeat(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), np.diff(np.r_[heads, n]))
+    hit = pc.is_in(v, value_set=_one_chunk(k, v.type), skip_nulls=True)
+    return np.asarray(pc.fill_null(hit, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def key_codes(values: pd.Series | pd.Index | np.ndarray, *, sort: bool = True) -> tuple[np.ndarray, pd.Index]:
+    """Integer codes of key values (-1 for missing) and the distinct keys, for group-bys on ints.
+
+    With ``sort=True`` (the default) the codes follow the sorted order of the keys as text
+    (code 0 = the smallest id), so results grouped by code come out sorted by id exactly as
+    ``groupby(id)`` would sort them.
+
+    Returns
+    -------
+    codes : ndarray of int64
+    uniques : Index
+        ``uniques[codes[i]] == values[i]``.
+    """
+    codes, uniques = pd.factorize(values, sort=sort, use_na_sentinel=True)
+    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
+
+
 def orphan_mask(tables: dict[str, pd.DataFrame], table: str, column: str) -> pd.Series:
     """Boolean mask of rows of ``table`` whose non-null ``column`` has no parent row."""
     parent_table, parent_col = TABLES[table].foreign_keys[column]
     child = tables[table][column]
     if parent_table not in tables:
         return pd.Series(False, index=child.index)
-    return child.notna() & ~child.isin(tables[parent_table][parent_col])
+    found = key_isin(child, tables[parent_table][parent_col])
+    return pd.Series(np.asarray(child.notna(), dtype=bool) & ~found, index=child.index)
 
 
 def describe() -> pd.DataFrame:

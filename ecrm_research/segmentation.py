@@ -122,31 +122,134 @@ def resolve_as_of(orders: pd.DataFrame, as_of: str | pd.Timestamp | None = None)
     return pd.Timestamp(orders["ordered_at"].max()).normalize() + pd.Timedelta(days=1)
 
 
-def _order_values(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
-    """One row per completed or returned order before ``as_of`` with its net value."""
+_DAY_NS = 86_400 * 10**9
+
+
+def _status_codes(status: pd.Series) -> np.ndarray:
+    """0 = other, 1 = completed, 2 = returned (case-insensitive); categoricals via their categories."""
+    if isinstance(status.dtype, pd.CategoricalDtype):
+        cats = pd.Series(status.cat.categories.astype("string")).str.lower()
+        lut = np.r_[np.select([cats.eq("completed").fillna(False).to_numpy(bool),
+                               cats.eq("returned").fillna(False).to_numpy(bool)], [1, 2], 0), 0].astype(np.int8)
+        return lut[status.cat.codes.to_numpy()]  # code -1 (missing) takes the last slot, 0
+    low = status.astype("string").str.lower()
+    return np.select([low.eq("completed").fillna(False).to_numpy(bool), low.eq("returned").fillna(False).to_numpy(bool)],
+                     [1, 2], 0).astype(np.int8)
+
+
+def _nan0(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), 0.0, x)
+
+
+@dataclass
+class _OrderCore:
+    """Completed/returned orders before ``as_of`` with integer customer codes (internal).
+
+    ``rows``: positions in ``orders``; ``cust``: customer code per such order; ``uniques``:
+    the customer ids of the codes; ``completed``: bool per order; ``value``, ``returned_value``,
+    ``units``, ``n_lines``: per-order sums; ``line_order``/``line_keep``: per order line, the
+    position in ``rows`` (-1 = not one of these orders) and whether the line counts.
+    """
+
+    rows: np.ndarray
+    cust: np.ndarray
+    uniques: pd.Index
+    completed: np.ndarray
+    ordered_ns: np.ndarray
+    value: np.ndarray
+    returned_value: np.ndarray
+    units: np.ndarray
+    n_lines: np.ndarray
+    line_order: np.ndarray
+    line_value: np.ndarray
+
+
+def _order_core(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Timestamp) -> _OrderCore:
+    """Vectorised core of :func:`rfm_table`: one pass over the order lines, integer keys only.
+
+    The order-line → order join is :func:`schema.key_positions` (a hash join on the id
+    strings done once); every later group-by is a ``numpy.bincount`` / ``ufunc.at`` on integer
+    codes, so peak memory stays at a few float arrays of the order-line length.
+    """
+    from .schema import key_codes, key_positions
+
     _require_columns(orders, "orders", ["order_id", "customer_id", "ordered_at", "status"])
     _require_columns(order_items, "order_items", ["order_id", "quantity", "unit_price"])
-    o = orders.loc[orders["customer_id"].notna() & (orders["ordered_at"] < as_of),
-                   ["order_id", "customer_id", "ordered_at", "status"]].copy()
-    o["status"] = o["status"].astype("string").str.lower()
-    o = o[o["status"].isin(["completed", "returned"])]
-    items = order_items[["order_id", "quantity", "unit_price"]]
-    items = items[items["order_id"].isin(o["order_id"])]
-    value = items["quantity"].astype(float) * items["unit_price"].astype(float)
-    lines = pd.DataFrame({"order_id": items["order_id"].values, "value": value.values,
-                          "units": items["quantity"].astype(float).values})
-    lines = lines.merge(o[["order_id", "status"]], on="order_id", how="left")
+    ts = pd.to_datetime(orders["ordered_at"]).to_numpy("datetime64[ns]").view(np.int64)
+    st = _status_codes(orders["status"])
+    sel = np.asarray(orders["customer_id"].notna(), dtype=bool) & (st > 0) & (ts < as_of.value)
+    sel &= ts != np.iinfo(np.int64).min  # NaT
+    rows = np.flatnonzero(sel)
+    oid = orders["order_id"].iloc[rows]
+    line_order, unique = key_positions(order_items["order_id"], oid, return_unique=True)
+    m = len(rows)
+    if not unique:
+        dup = oid[oid.duplicated(keep=False)]
+        raise SchemaError(f"orders: order_id is not unique ({len(dup):,} rows share an id, first: {dup.iloc[0]!r}); "
+                          "RFM needs one row per order. Pass the cleaned tables (quality.prepare(...)[1].tables).",
+                          source="orders", column="order_id", n_rows=len(dup), example=dup.iloc[0])
+    completed = st[rows] == 1
+    q = order_items["quantity"].to_numpy(dtype=float, na_value=np.nan)
+    value = q * order_items["unit_price"].to_numpy(dtype=float, na_value=np.nan)
+    has = line_order >= 0
+    keep = has.copy()
     # positive lines of a returned order went back: they count for nothing
-    keep = (lines["status"] == "completed") | (lines["value"] < 0)
-    lines = lines[keep]
-    lines["returned_value"] = lines["value"].clip(upper=0)
-    lines["units"] = lines["units"].clip(lower=0)
-    per_order = lines.groupby("order_id", observed=True).agg(
-        value=("value", "sum"), returned_value=("returned_value", "sum"),
-        units=("units", "sum"), n_lines=("value", "size"))
-    o = o.merge(per_order, left_on="order_id", right_index=True, how="left")
-    o[["value", "returned_value", "units", "n_lines"]] = o[["value", "returned_value", "units", "n_lines"]].fillna(0.0)
+    keep[has] = completed[line_order[has]] | (value[has] < 0)
+    lo, v = line_order[keep], value[keep]
+    per_value = np.bincount(lo, weights=_nan0(v), minlength=m)
+    per_ret = np.bincount(lo, weights=_nan0(np.minimum(v, 0.0)), minlength=m)
+    per_units = np.bincount(lo, weights=_nan0(np.maximum(q[keep], 0.0)), minlength=m)
+    per_n = np.bincount(lo, minlength=m).astype(float)
+    cust, uniques = key_codes(orders["customer_id"].iloc[rows], sort=False)
+    line_order = np.where(keep, line_order, -1)
+    return _OrderCore(rows, cust, uniques, completed, ts[rows], per_value, per_ret, per_units, per_n,
+                      line_order, value)
+
+
+def _order_values(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
+    """One row per completed or returned order before ``as_of`` with its net value."""
+    c = _order_core(orders, order_items, as_of)
+    o = orders.iloc[c.rows][["order_id", "customer_id", "ordered_at"]].copy()
+    o["status"] = np.where(c.completed, "completed", "returned")
+    o["value"], o["returned_value"], o["units"], o["n_lines"] = c.value, c.returned_value, c.units, c.n_lines
     return o
+
+
+def _rfm_from_core(c: _OrderCore, as_of: pd.Timestamp) -> tuple[pd.DataFrame, np.ndarray]:
+    """The RFM table and, per row, the customer code it belongs to."""
+    nc = len(c.uniques)
+    done = c.completed
+    freq = np.bincount(c.cust[done], minlength=nc)
+    first = np.full(nc, np.iinfo(np.int64).max, dtype=np.int64)
+    last = np.full(nc, np.iinfo(np.int64).min, dtype=np.int64)
+    np.minimum.at(first, c.cust[done], c.ordered_ns[done])
+    np.maximum.at(last, c.cust[done], c.ordered_ns[done])
+    money = np.bincount(c.cust, weights=c.value, minlength=nc)
+    ret = np.bincount(c.cust, weights=c.returned_value, minlength=nc)
+    codes = np.flatnonzero(freq > 0)
+    names = np.asarray(c.uniques[codes].astype(str), dtype=object)
+    if len(names) > 1:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        order = pc.sort_indices(pa.array(names, type=pa.string())).to_numpy()  # stable, code-point order
+        codes, names = codes[order], names[order]
+    day0 = as_of.value
+    first_c, last_c = first[codes], last[codes]
+    rfm = pd.DataFrame({
+        "customer_id": names,
+        "recency_days": (day0 - (last_c // _DAY_NS) * _DAY_NS) // _DAY_NS,
+        "frequency": freq[codes].astype("int64"),
+        "monetary": money[codes],
+        "tenure_days": (day0 - (first_c // _DAY_NS) * _DAY_NS) // _DAY_NS,
+        "first_order_at": first_c.view("datetime64[ns]"),
+        "last_order_at": last_c.view("datetime64[ns]"),
+        "returned_value": ret[codes],
+    })
+    rfm["recency_days"] = rfm["recency_days"].astype("int64")
+    rfm["tenure_days"] = rfm["tenure_days"].astype("int64")
+    rfm.attrs["as_of"] = as_of
+    return rfm, codes
 
 
 def rfm_table(orders: pd.DataFrame, order_items: pd.DataFrame,
@@ -168,35 +271,27 @@ def rfm_table(orders: pd.DataFrame, order_items: pd.DataFrame,
         last_order_at, returned_value`` (``returned_value`` ≤ 0 is the part of ``monetary``
         that came from returned units). ``df.attrs["as_of"]`` holds the as-of date.
 
+    Raises
+    ------
+    SchemaError
+        A required column is missing, or ``orders.order_id`` is not unique.
+
     Notes
     -----
     recency = (as_of − date of last completed order) in days; frequency = #distinct completed
     orders; monetary = Σ quantity × unit_price over completed orders' lines + Σ of negative
     lines of returned orders. Cancelled orders never count.
+
+    Scale: one hash join of the order lines on ``order_id`` and then integer group-bys
+    (``numpy.bincount``); about 3 float arrays of the order-line length are alive at the peak.
+    ``benchmarks/bench_prep.py`` compares it with a DuckDB query on 10 million lines.
     """
     as_of = resolve_as_of(orders, as_of)
-    ov = _order_values(orders, order_items, as_of)
-    done = ov[ov["status"] == "completed"]
-    if done.empty:
+    core = _order_core(orders, order_items, as_of)
+    if not core.completed.any():
         raise AnalysisError(f"no completed orders before the as-of date {as_of.date()}: nothing to segment. "
                             "Choose a later as_of or check the order statuses.")
-    g = done.groupby("customer_id", observed=True)
-    rfm = pd.DataFrame({
-        "first_order_at": g["ordered_at"].min(),
-        "last_order_at": g["ordered_at"].max(),
-        "frequency": g["order_id"].nunique().astype("int64"),
-    })
-    money = ov.groupby("customer_id", observed=True)[["value", "returned_value"]].sum()
-    rfm = rfm.join(money, how="left").fillna({"value": 0.0, "returned_value": 0.0})
-    rfm["recency_days"] = (as_of - rfm["last_order_at"].dt.normalize()).dt.days.astype("int64")
-    rfm["tenure_days"] = (as_of - rfm["first_order_at"].dt.normalize()).dt.days.astype("int64")
-    rfm = rfm.rename(columns={"value": "monetary"}).reset_index()
-    rfm["customer_id"] = rfm["customer_id"].astype(str)
-    rfm = rfm.sort_values("customer_id", kind="mergesort").reset_index(drop=True)
-    out = rfm[["customer_id", "recency_days", "frequency", "monetary", "tenure_days",
-               "first_order_at", "last_order_at", "returned_value"]]
-    out.attrs["as_of"] = as_of
-    return out
+    return _rfm_from_core(core, as_of)[0]
 
 
 def _quantile_score(values: pd.Series, bins: int = 5, *, ascending: bool = True) -> pd.Series:
@@ -313,46 +408,79 @@ def customer_features(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp
     """
     orders, items = tables["orders"], tables["order_items"]
     as_of = resolve_as_of(orders, as_of)
-    rfm = rfm_table(orders, items, as_of)
+    core = _order_core(orders, items, as_of)
+    if not core.completed.any():
+        raise AnalysisError(f"no completed orders before the as-of date {as_of.date()}: nothing to segment. "
+                            "Choose a later as_of or check the order statuses.")
+    rfm, codes = _rfm_from_core(core, as_of)
+    nc = len(core.uniques)
     feats = rfm[["customer_id", "recency_days", "frequency", "monetary", "tenure_days"]].copy()
     span_days = (rfm["last_order_at"] - rfm["first_order_at"]).dt.total_seconds() / 86400.0
     span_months = np.maximum(span_days, 1.0) / DAYS_PER_MONTH
     feats["orders_per_month"] = ((feats["frequency"] - 1) / span_months).where(feats["frequency"] >= 2)
     feats["mean_order_value"] = feats["monetary"] / feats["frequency"]
 
-    ov = _order_values(orders, items, as_of)
-    done = ov[ov["status"] == "completed"].copy()
-    done["customer_id"] = done["customer_id"].astype(str)
-    per = done.groupby("customer_id")
-    feats["basket_size"] = feats["customer_id"].map(per["units"].mean())
-    extra = orders.loc[orders["order_id"].isin(done["order_id"])].copy()
-    extra["customer_id"] = extra["customer_id"].astype(str)
-    if "discount_rate" in extra and extra["discount_rate"].notna().any():
-        feats["discount_rate"] = feats["customer_id"].map(
-            extra.groupby("customer_id")["discount_rate"].mean())
+    done = core.completed
+    dcust = core.cust[done]
+
+    def mean_by_customer(x: np.ndarray) -> np.ndarray:
+        """Mean of x over each customer's completed orders, NaN values skipped (all NaN → NaN)."""
+        ok = ~np.isnan(x)
+        tot = np.bincount(dcust[ok], weights=x[ok], minlength=nc)
+        cnt = np.bincount(dcust[ok], minlength=nc)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)[codes]
+
+    feats["basket_size"] = mean_by_customer(core.units[done])
+    done_rows = core.rows[done]
+    if "discount_rate" in orders and orders["discount_rate"].iloc[done_rows].notna().any():
+        feats["discount_rate"] = mean_by_customer(
+            orders["discount_rate"].iloc[done_rows].to_numpy(dtype=float, na_value=np.nan))
     else:
         feats["discount_rate"] = np.nan
-    if "channel" in extra and extra["channel"].notna().any():
-        app = extra["channel"].astype("string").str.lower().eq("app").astype(float)
-        app[extra["channel"].isna().to_numpy()] = np.nan
-        feats["app_share"] = feats["customer_id"].map(app.groupby(extra["customer_id"]).mean())
+    if "channel" in orders and orders["channel"].iloc[done_rows].notna().any():
+        ch = orders["channel"].iloc[done_rows]
+        app = ch.astype("string").str.lower().eq("app").astype(float).to_numpy(dtype=float, na_value=np.nan)
+        app[np.asarray(ch.isna(), dtype=bool)] = np.nan
+        feats["app_share"] = mean_by_customer(app)
     else:
         feats["app_share"] = np.nan
 
     products = tables.get("products")
     if top_categories and products is not None and "category" in products and products["category"].notna().any():
-        it = items.loc[items["order_id"].isin(done["order_id"]) & (items["quantity"] > 0),
-                       ["order_id", "product_id", "quantity", "unit_price"]].copy()
-        it["value"] = it["quantity"] * it["unit_price"]
-        it = it.merge(products[["product_id", "category"]], on="product_id", how="left")
-        it = it.merge(done[["order_id", "customer_id"]], on="order_id", how="left")
-        it["category"] = it["category"].astype("string").fillna("unknown")
-        top = it.groupby("category")["value"].sum().sort_values(ascending=False).head(top_categories).index
-        spend = it.pivot_table(index="customer_id", columns="category", values="value", aggfunc="sum", fill_value=0.0)
-        share = spend.div(spend.sum(axis=1).replace(0, np.nan), axis=0)
+        from .schema import key_positions
+
+        # positive lines of completed orders, with their category ('unknown' when not known)
+        lo = core.line_order
+        qty = items["quantity"].to_numpy(dtype=float, na_value=np.nan)
+        sel = np.flatnonzero(lo >= 0)
+        sel = sel[done[lo[sel]] & (qty[sel] > 0)]
+        ppos = key_positions(items["product_id"].iloc[sel], products["product_id"])
+        pcat = products["category"].astype("string")
+        cat_codes, cat_names = pd.factorize(pcat)
+        cat_names = pd.Index(cat_names.astype(object))
+        if (cat_codes < 0).any() or (ppos < 0).any():
+            cat_names = cat_names.append(pd.Index(["unknown"])) if "unknown" not in cat_names else cat_names
+        unknown = cat_names.get_loc("unknown") if "unknown" in cat_names else -1
+        line_cat = np.where(ppos >= 0, cat_codes[np.maximum(ppos, 0)] if len(cat_codes) else -1, -1)
+        line_cat = np.where(line_cat >= 0, line_cat, unknown)
+        val = core.line_value[sel]
+        ok = ~np.isnan(val)
+        lcust = core.cust[lo[sel]]
+        totals = np.bincount(line_cat[ok], weights=val[ok], minlength=len(cat_names))
+        present = np.bincount(line_cat, minlength=len(cat_names)) > 0
+        by_cat = pd.Series(totals[present], index=cat_names[present]).sort_index()
+        top = by_cat.sort_values(ascending=False).head(top_categories).index
+        spend_all = np.bincount(lcust[ok], weights=val[ok], minlength=nc)
+        has_line = np.bincount(lcust, minlength=nc) > 0
         for cat in top:
+            k = cat_names.get_loc(cat)
+            mk = ok & (line_cat == k)
+            spend = np.bincount(lcust[mk], weights=val[mk], minlength=nc)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                share = np.where(has_line & (spend_all != 0), spend / np.where(spend_all != 0, spend_all, 1.0), np.nan)
             col = "cat_" + re.sub(r"\W+", "_", str(cat).strip().lower()).strip("_")
-            feats[col] = feats["customer_id"].map(share[cat]).fillna(0.0)
+            feats[col] = np.nan_to_num(share[codes], nan=0.0)
     feats.attrs["as_of"] = as_of
     return feats
 

@@ -129,6 +129,18 @@ def _accounting_row(step: str, customers: int, note: str) -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- labelling
 
+def _status_code(status: pd.Series) -> np.ndarray:
+    """0 = other/missing, 1 = completed, 2 = returned; a categorical is decoded via its categories."""
+    if isinstance(status.dtype, pd.CategoricalDtype):
+        cats = pd.Series(status.cat.categories.astype("string"))
+        lut = np.r_[np.select([cats.eq("completed").fillna(False).to_numpy(bool),
+                               cats.eq("returned").fillna(False).to_numpy(bool)], [1, 2], 0), 0].astype(np.int8)
+        return lut[status.cat.codes.to_numpy()]
+    s = status.astype("string")
+    return np.select([s.eq("completed").fillna(False).to_numpy(bool), s.eq("returned").fillna(False).to_numpy(bool)],
+                     [1, 2], 0).astype(np.int8)
+
+
 def label_churn(
     tables: Mapping[str, pd.DataFrame],
     *,
@@ -198,29 +210,57 @@ def label_churn(
     if N > W:
         _warn(f"covariate_window_days={N} is longer than inactivity_days={W}: behaviour measured after "
               f"day {W} can see a churn that has already happened (look-ahead). Use a window ≤ {W} days.")
+    from .schema import key_codes, key_isin, key_positions
+
     orders = tables["orders"]
-    status = orders["status"].astype("string")
+    status = orders["status"]
     ts = pd.to_datetime(orders["ordered_at"])
     as_of = ts.max() if as_of is None else pd.Timestamp(as_of)
     day = pd.Timedelta(days=1)
     acct: list[dict[str, Any]] = []
 
-    done = orders.loc[(status == "completed").fillna(False) & ts.notna() & orders["customer_id"].notna()].copy()
-    done["ordered_at"] = pd.to_datetime(done["ordered_at"])
-    late_orders = done["ordered_at"] > as_of
-    done = done.loc[~late_orders]
-    all_ids = pd.Index(orders["customer_id"].dropna().unique())
+    # integer codes, no per-row Python: customers are coded once and every later group-by is a
+    # bincount / ufunc.at over the codes (the reference implementation grouped on id strings)
+    st_low = _status_code(status)
+    ts_ns = ts.to_numpy("datetime64[ns]").view(np.int64)
+    nat = ts_ns == np.iinfo(np.int64).min
+    has_cust = np.asarray(orders["customer_id"].notna(), dtype=bool)
+    sel = (st_low == 1) & ~nat & has_cust & (ts_ns <= as_of.value)
+    order_cust_ids = orders["customer_id"][has_cust].unique()
+    n_all = len(order_cust_ids)
     if "customers" in tables:
-        all_ids = all_ids.union(pd.Index(tables["customers"]["customer_id"].dropna().unique()))
-    acct.append(_accounting_row("customers in the data", len(all_ids), "customers table ∪ customers with orders"))
-    if done.empty:
+        extra_ids = pd.Series(tables["customers"]["customer_id"].dropna().unique())
+        n_all += int((~key_isin(extra_ids, pd.Series(order_cust_ids))).sum())
+    acct.append(_accounting_row("customers in the data", n_all, "customers table ∪ customers with orders"))
+    if not sel.any():
         raise AnalysisError(f"No completed orders on or before as_of={as_of.date()}: nothing to label. "
-                            f"Order statuses present: {status.value_counts().to_dict()}.")
-    done = done.sort_values(["customer_id", "ordered_at", "order_id"], kind="mergesort")
-    cid = done["customer_id"].astype(str).to_numpy()
-    t = done["ordered_at"].to_numpy()
-    first_mask = np.r_[True, cid[1:] != cid[:-1]]
-    last_mask = np.r_[cid[1:] != cid[:-1], True]
+                            f"Order statuses present: {status.astype('string').value_counts().to_dict()}.")
+    rows = np.flatnonzero(sel)
+    ccode, cuniq = key_codes(orders["customer_id"].iloc[rows], sort=False)
+    names = np.asarray(cuniq.astype(str), dtype=object)
+    nc = len(names)
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    by_name = pc.sort_indices(pa.array(names, type=pa.string())).to_numpy()  # code-point order, like str
+    rank = np.empty(nc, dtype=np.int64)
+    rank[by_name] = np.arange(nc)
+    crank = rank[ccode]
+    t_all = ts_ns[rows]
+    perm = np.lexsort((t_all, crank))
+    cs, tsrt = crank[perm], t_all[perm]
+    tie = np.flatnonzero((cs[1:] == cs[:-1]) & (tsrt[1:] == tsrt[:-1]))
+    if len(tie):  # same customer, same timestamp: order ids break the tie, as a sort on them would
+        pos_in = np.unique(np.r_[tie, tie + 1])
+        grp = np.cumsum(~np.isin(pos_in - 1, tie))  # a group starts where a position is not tied to the previous
+        sub = pd.DataFrame({"g": grp, "oid": orders["order_id"].iloc[rows[perm[pos_in]]].astype(str).to_numpy(),
+                            "p": perm[pos_in]}).sort_values(["g", "oid"], kind="mergesort")
+        perm[pos_in] = sub["p"].to_numpy()
+    drows = rows[perm]                      # orders rows of the completed orders, sorted
+    cid_code = cs                           # customer (rank) per sorted completed order
+    t = tsrt.view("datetime64[ns]")
+    first_mask = np.r_[True, cid_code[1:] != cid_code[:-1]]
+    last_mask = np.r_[cid_code[1:] != cid_code[:-1], True]
     nxt = np.r_[t[1:], np.datetime64("NaT")]
     window = np.timedelta64(W, "D")
     with np.errstate(invalid="ignore"):
@@ -228,97 +268,105 @@ def label_churn(
     end_flag = last_mask & ((t + window) <= as_of.to_datetime64())
     flag = gap_flag | end_flag
 
-    grp = pd.Series(cid)
-    first_at = pd.Series(t[first_mask], index=cid[first_mask])
-    last_at = pd.Series(t[last_mask], index=cid[last_mask])
-    n_total = grp.groupby(cid).size()
-    flagged = pd.DataFrame({"cid": cid, "t": t, "flag": flag, "pos": np.arange(len(cid))})[flag]
-    first_flag = flagged.groupby("cid")["t"].first()
-    first_flag_pos = flagged.groupby("cid")["pos"].first()
-    # any completed order after the first churning gap?
-    last_pos = pd.Series(np.flatnonzero(last_mask), index=cid[last_mask])
-    returned = (first_flag_pos < last_pos.reindex(first_flag_pos.index)).reindex(first_at.index, fill_value=False)
+    first_at = t[first_mask]
+    last_at = t[last_mask]
+    n_total = np.bincount(cid_code, minlength=nc)
+    big = np.iinfo(np.int64).max
+    first_flag_pos = np.full(nc, big, dtype=np.int64)
+    np.minimum.at(first_flag_pos, cid_code[flag], np.flatnonzero(flag))
+    flagged = first_flag_pos < big
+    last_pos = np.flatnonzero(last_mask)
+    returned = flagged & (first_flag_pos < last_pos)
 
-    lab = pd.DataFrame({"customer_id": first_at.index, "first_order_at": first_at.to_numpy(),
-                        "last_order_at": last_at.reindex(first_at.index).to_numpy()})
-    churn_at = first_flag.reindex(first_at.index) + pd.Timedelta(days=W)
-    lab["event"] = churn_at.notna().to_numpy().astype(int)
-    lab["churned_at"] = churn_at.to_numpy()
-    end = churn_at.fillna(as_of).to_numpy()
-    lab["duration"] = (end - lab["first_order_at"].to_numpy()) / day
-    lab["returned_after_churn"] = returned.to_numpy().astype(bool)
-    lab["n_orders_total"] = n_total.reindex(first_at.index).to_numpy().astype(float)
+    sorted_names = names[by_name]
+    lab = pd.DataFrame({"customer_id": sorted_names, "first_order_at": first_at, "last_order_at": last_at})
+    churn_at = np.where(flagged, t[np.minimum(first_flag_pos, len(t) - 1)], np.datetime64("NaT")
+                        ).astype("datetime64[ns]") + np.timedelta64(W, "D")
+    lab["event"] = flagged.astype(int)
+    lab["churned_at"] = churn_at
+    end = np.where(flagged, churn_at, as_of.to_datetime64()).astype("datetime64[ns]")
+    lab["duration"] = (end - first_at) / np.timedelta64(1, "D")
+    lab["returned_after_churn"] = returned.astype(bool)
+    lab["n_orders_total"] = n_total.astype(float)
     n_labelled = len(lab)
     acct.append(_accounting_row("customers with a completed order on or before as_of", n_labelled,
-                                f"{len(all_ids) - n_labelled:,} customers without one are never at risk"))
+                                f"{n_all - n_labelled:,} customers without one are never at risk"))
 
-    # behaviour window [t0, t0 + N)
-    first_map = lab.set_index("customer_id")["first_order_at"]
-    in_window = lambda ids, when: (when.to_numpy() >= first_map.reindex(ids).to_numpy()) & (  # noqa: E731
-        when.to_numpy() < (first_map.reindex(ids) + pd.Timedelta(days=N)).to_numpy())
-    dcid = done["customer_id"].astype(str)
-    win = done.loc[in_window(dcid, done["ordered_at"])]
-    wcid = win["customer_id"].astype(str)
-    cov = pd.DataFrame(index=pd.Index(lab["customer_id"], name="customer_id"))
-    firsts = done.loc[first_mask]
-    if {"promised_days", "delivery_days"} <= set(done.columns):
-        def late(df):
-            lt = (df["delivery_days"].astype(float) > df["promised_days"].astype(float)).astype(float)
-            return lt.where(df["delivery_days"].notna() & df["promised_days"].notna())
+    # behaviour window [t0, t0 + N): customers are referred to by their code (= row of lab)
+    f_ns = first_at.view(np.int64)
+    n_ns = N * 86_400 * 10**9
 
-        first_late = late(firsts)
-        cov["first_order_late"] = pd.Series(first_late.to_numpy(), index=firsts["customer_id"].astype(str)
-                                            ).astype("boolean")
-        cov["late_share"] = late(win).groupby(wcid.to_numpy()).mean()
-    allo = orders.loc[orders["customer_id"].notna() & ts.notna() & (ts <= as_of)]
-    allo = allo.loc[allo["customer_id"].astype(str).isin(cov.index)]
-    acid = allo["customer_id"].astype(str)
-    allw = allo.loc[in_window(acid, pd.to_datetime(allo["ordered_at"]))]
-    st = allw["status"].astype("string")
-    rel = allw.loc[st.isin(["completed", "returned"]).fillna(False)]
-    cov["return_share"] = (rel["status"].astype("string") == "returned").astype(float).groupby(
-        rel["customer_id"].astype(str).to_numpy()).mean()
-    cov["return_share"] = cov["return_share"].fillna(0.0)
+    def in_window(code: np.ndarray, when_ns: np.ndarray) -> np.ndarray:
+        ok = code >= 0
+        f = f_ns[np.maximum(code, 0)]
+        return ok & (when_ns >= f) & (when_ns < f + n_ns) & (when_ns != np.iinfo(np.int64).min)
+
+    win = in_window(cid_code, tsrt)
+    wcode = cid_code[win]
+    cov = pd.DataFrame(index=pd.Index(sorted_names, name="customer_id"))
+
+    def mean_by(code: np.ndarray, x: np.ndarray) -> np.ndarray:
+        ok = ~np.isnan(x)
+        tot = np.bincount(code[ok], weights=x[ok], minlength=nc)
+        cnt = np.bincount(code[ok], minlength=nc)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
+
+    def col(name: str, r: np.ndarray) -> np.ndarray:
+        return orders[name].iloc[r].to_numpy(dtype=float, na_value=np.nan)
+
+    if {"promised_days", "delivery_days"} <= set(orders.columns):
+        dl, pr = col("delivery_days", drows), col("promised_days", drows)
+        with np.errstate(invalid="ignore"):
+            late = np.where(np.isnan(dl) | np.isnan(pr), np.nan, (dl > pr).astype(float))
+        cov["first_order_late"] = pd.array(np.where(np.isnan(late[first_mask]), None, late[first_mask] == 1),
+                                           dtype="boolean")
+        cov["late_share"] = mean_by(wcode, late[win])
+    # every status in the window, for the return share
+    pos_all = key_positions(orders["customer_id"], pd.Series(cuniq))
+    code_of_cust = np.where(pos_all >= 0, rank[np.maximum(pos_all, 0)], -1)
+    rel = (st_low > 0) & ~nat & (ts_ns <= as_of.value) & in_window(code_of_cust, ts_ns)
+    cov["return_share"] = np.nan_to_num(mean_by(code_of_cust[rel], (st_low[rel] == 2).astype(float)), nan=0.0)
     sc = tables.get("service_contacts")
     if sc is not None and len(sc):
-        scid = sc["customer_id"].astype(str)
-        keep = scid.isin(cov.index)
-        sc, scid = sc.loc[keep], scid[keep]
-        scw = sc.loc[in_window(scid, pd.to_datetime(sc["contacted_at"]))]
-        cov["n_contacts"] = scw.groupby(scw["customer_id"].astype(str)).size().astype(float)
-        cov["n_contacts"] = cov["n_contacts"].fillna(0.0)
-    if "discount_rate" in done.columns and done["discount_rate"].notna().any():
-        cov["mean_discount"] = win["discount_rate"].astype(float).groupby(wcid.to_numpy()).mean()
-    cov["n_orders_window"] = win.groupby(wcid.to_numpy()).size().astype(float)
-    spend_total = pd.Series(0.0, index=cov.index)
+        spos = key_positions(sc["customer_id"], pd.Series(cuniq))
+        scode = np.where(spos >= 0, rank[np.maximum(spos, 0)], -1)
+        when = pd.to_datetime(sc["contacted_at"]).to_numpy("datetime64[ns]").view(np.int64)
+        m = in_window(scode, when)
+        cov["n_contacts"] = np.bincount(scode[m], minlength=nc).astype(float)
+    if "discount_rate" in orders.columns and orders["discount_rate"].iloc[drows].notna().any():
+        cov["mean_discount"] = mean_by(wcode, col("discount_rate", drows)[win])
+    cov["n_orders_window"] = np.bincount(wcode, minlength=nc).astype(float)
+    spend_total = np.zeros(nc)
     if "order_items" in tables and len(tables["order_items"]):
         it = tables["order_items"]
-        val = pd.Series(it["quantity"].to_numpy(float) * it["unit_price"].to_numpy(float),
-                        index=it["order_id"].astype(str).to_numpy()).groupby(level=0).sum()
-        ov = val.reindex(done["order_id"].astype(str).to_numpy()).fillna(0.0).to_numpy()
-        spend_total = pd.Series(ov, index=dcid.to_numpy()).groupby(level=0).sum().reindex(cov.index).fillna(0.0)
-        wv = val.reindex(win["order_id"].astype(str).to_numpy()).fillna(0.0).to_numpy()
-        cov["spend_window"] = pd.Series(wv, index=wcid.to_numpy()).groupby(level=0).sum()
-        cov["spend_window"] = cov["spend_window"].fillna(0.0)
+        ipos = key_positions(it["order_id"], orders["order_id"].iloc[drows])
+        v = it["quantity"].to_numpy(dtype=float, na_value=np.nan) * it["unit_price"].to_numpy(dtype=float,
+                                                                                               na_value=np.nan)
+        ok = (ipos >= 0) & ~np.isnan(v)
+        per_order = np.bincount(ipos[ok], weights=v[ok], minlength=len(drows))
+        spend_total = np.bincount(cid_code, weights=per_order, minlength=nc)
+        cov["spend_window"] = np.bincount(wcode, weights=per_order[win], minlength=nc)
     if "customers" in tables:
-        cust = tables["customers"].copy()
-        cust["customer_id"] = cust["customer_id"].astype(str)
-        cust = cust.drop_duplicates("customer_id").set_index("customer_id")
-        for col in ("is_member", "channel", "region", "age_band", "acquisition_source"):
-            if col in cust.columns and cust[col].notna().any():
-                s = cust[col].reindex(cov.index)
-                if col == "is_member":
+        cust = tables["customers"]
+        cpos = key_positions(pd.Series(sorted_names, dtype=object), cust["customer_id"].astype(str))
+        for c in ("is_member", "channel", "region", "age_band", "acquisition_source"):
+            if c in cust.columns and cust[c].notna().any():
+                s = cust[c].iloc[np.maximum(cpos, 0)].reset_index(drop=True) if len(cust) else cust[c]
+                s.index = cov.index
+                s = s.where(pd.Series(cpos >= 0, index=cov.index)) if (cpos < 0).any() else s
+                if c == "is_member":
                     s = s.astype("boolean")
                 elif isinstance(s.dtype, pd.CategoricalDtype):
                     s = s.cat.remove_unused_categories()
                 else:
                     s = s.astype(object).where(s.notna(), np.nan)
-                cov[col] = s
-    if "channel" not in cov.columns and "channel" in done.columns and done["channel"].notna().any():
-        cov["channel"] = pd.Series(firsts["channel"].astype(object).to_numpy(), index=firsts["customer_id"].astype(str))
+                cov[c] = s
+    if "channel" not in cov.columns and "channel" in orders.columns and orders["channel"].iloc[drows].notna().any():
+        cov["channel"] = orders["channel"].iloc[drows[first_mask]].astype(object).to_numpy()
 
     lab = lab.set_index("customer_id")
-    lab["spend_to_date"] = spend_total.reindex(lab.index).to_numpy()
+    lab["spend_to_date"] = spend_total
     observed_days = ((as_of - lab["first_order_at"]) / day).clip(lower=N)
     lab["annual_value"] = lab["spend_to_date"] * 365.25 / observed_days
     lab = lab.join(cov).reset_index()

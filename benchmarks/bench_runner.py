@@ -1,0 +1,82 @@
+"""Benchmark of the notebook runner: ``ecrm run all`` on the sample vs the papermill floor.
+
+Baseline (the floor any papermill runner pays): papermill executing the same number of
+trivial notebooks with the same kernel (``ecrm-research``), each holding a parameters cell and
+one cell with the imports our notebooks make (pandas, matplotlib, the package). The ratio
+``run all`` / floor says how much of the wall time is analysis rather than kernel start-up.
+
+Prints the time of each notebook (from ``runner.run_all``'s results) and of each trivial one.
+
+Usage::
+
+    python benchmarks/bench_runner.py              # run all on the bundled sample + floor
+    python benchmarks/bench_runner.py --floor-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+IMPORTS = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+           "import pandas as pd\nimport ecrm_research\nfrom ecrm_research import io, quality, outputs\n")
+
+
+def _trivial_notebook(path: Path, kernel: str) -> None:
+    import nbformat
+
+    nb = nbformat.v4.new_notebook()
+    params = nbformat.v4.new_code_cell("data = None\nout_dir = None\nseed = 42")
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [params, nbformat.v4.new_code_cell(IMPORTS)]
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    nb.metadata["language_info"] = {"name": "python"}
+    nbformat.write(nb, path)
+
+
+def floor(n: int, tmp: Path, kernel: str) -> list[float]:
+    import papermill as pm
+
+    times = []
+    for i in range(n):
+        src = tmp / f"trivial_{i}.ipynb"
+        _trivial_notebook(src, kernel)
+        t = time.perf_counter()
+        pm.execute_notebook(str(src), str(tmp / f"trivial_{i}_out.ipynb"), parameters={"seed": 1},
+                            kernel_name=kernel, progress_bar=False, log_output=False)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--floor-only", action="store_true")
+    ap.add_argument("--data", help="data for run all (default: the bundled sample)")
+    args = ap.parse_args(argv)
+    from ecrm_research import runner
+
+    kernel = runner.ensure_kernel()
+    names = list(runner.list_notebooks())
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        if not args.floor_only:
+            t = time.perf_counter()
+            results = runner.run_all("all", data=args.data, out=tmp / "reports", progress=False)
+            total = time.perf_counter() - t
+            print(f"ecrm run all ({len(results)} notebooks, data={args.data or 'bundled sample'}): {total:.1f} s")
+            for r in results:
+                print(f"  {r.name:14} {r.status:6} {r.seconds:6.1f} s" + (f"  {r.error}" if r.error else ""))
+        ft = floor(len(names), tmp, kernel)
+        print(f"papermill floor ({len(ft)} trivial notebooks, kernel {kernel}): {sum(ft):.1f} s")
+        for i, s in enumerate(ft):
+            print(f"  trivial_{i:<6} {s:6.1f} s")
+        if not args.floor_only:
+            print(f"ratio run all / floor: {total / sum(ft):.2f}  (target <= 2)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
