@@ -11,6 +11,10 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet -r requirements-lock.txt
+	@# pyfim (Borgelt's C FP-growth, the engine R arules runs) compiles from source: optional, needs a C compiler
+	@if command -v cc >/dev/null 2>&1 || command -v gcc >/dev/null 2>&1; then \
+	  $(BIN)/python -m pip install --quiet "pyfim==6.28" || echo "pyfim did not build: association uses the mlxtend engine"; \
+	else echo "no C compiler: pyfim skipped, association uses the mlxtend engine"; fi
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	$(BIN)/python -m ipykernel install --sys-prefix --name ecrm-research --display-name "Python (ecrm-research)"
 	@touch $(STAMP)
@@ -18,7 +22,7 @@ $(STAMP): requirements-lock.txt pyproject.toml
 ## install: create .venv with the pinned environment and register the 'ecrm-research' kernel
 install: $(STAMP)
 
-## system-deps: headless Chromium for report PDFs and the browser test (Debian/Ubuntu; best effort when not root)
+## system-deps: headless Chromium (report PDFs, browser test) and Java (Spark engine); Debian/Ubuntu, best effort when not root
 system-deps:
 	@if command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; then \
 	  echo "chromium: $$(command -v chromium || command -v chromium-browser || command -v google-chrome)"; \
@@ -29,6 +33,11 @@ system-deps:
 	else \
 	  echo "system-deps: cannot install chromium (not root / no apt-get): PDFs are skipped, browser tests skip locally and fail in CI"; \
 	fi
+	@# Java 17+ for the Spark engine (pyspark)
+	@if command -v java >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openjdk-17-jre-headless >/dev/null; \
+	else echo "system-deps: no Java: the spark engine is unavailable"; fi
 
 ## reports: run every notebook on the bundled sample data into reports/ (opens with reports/index.html)
 reports: install system-deps

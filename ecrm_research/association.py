@@ -4,8 +4,7 @@ The pipeline, each step a plain DataFrame in and out (as in mlxtend's ``frequent
 
     canonical tables ──baskets_from_orders──┐
     list[list[str]]  ──baskets_from_lists───┴─► baskets (long: basket_id, item[, ordered_at])
-        ──encode_baskets──► sparse one-hot DataFrame (frequent items only)
-        ──frequent_itemsets──► itemsets, support, count, length        (mlxtend fpgrowth)
+        ──frequent_itemsets──► itemsets, support, count, length        (engine: fim | mlxtend | spark)
         ──association_rules──► antecedents, consequents, support, confidence, lift, leverage,
                                conviction, zhangs_metric, count, ...
         ──cross_sell_table / holdout_check / fisher_test / is_redundant
@@ -30,6 +29,19 @@ consequents of any size.
 Baskets are *sets*: an item bought twice in one basket counts once, as in arules'
 ``transactions``.
 
+Mining engines (``engine=``; all give the same itemsets, counts and rules):
+
+* ``'fim'`` — Christian Borgelt's C FP-growth (``pip install pyfim``; from the library whose
+  apriori and eclat R's arules runs); chosen by ``'auto'`` when importable. ~1 s for a million
+  baskets.
+* ``'mlxtend'`` — mlxtend's pure-Python FP-growth, the reference; fine up to ~10^5 baskets.
+* ``'spark'`` — ``pyspark.ml.fpm.FPGrowth`` on a local or remote Spark (``spark_master=``).
+
+Whatever the engine, the long table is integer-coded once with numpy (items below
+``min_support`` dropped first, no dense one-hot matrix), only integer counts come back, and the
+rules and their measures are derived from those counts in one place (:func:`association_rules`).
+A memory estimate is checked before mining (``max_memory_gb``; :func:`estimate_mining_memory`).
+
 Examples
 --------
 >>> from ecrm_research import association as ar
@@ -43,9 +55,13 @@ Examples
 
 from __future__ import annotations
 
+import gc
 import inspect
 import math
+import os
+import sys
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Mapping, Sequence
 
@@ -66,7 +82,11 @@ __all__ = [
     "item_frequencies",
     "basket_sizes",
     "encode_baskets",
+    "ENGINES",
+    "available_engines",
+    "resolve_engine",
     "estimate_itemset_count",
+    "estimate_mining_memory",
     "frequent_itemsets",
     "association_rules",
     "mine_rules",
@@ -78,6 +98,7 @@ __all__ = [
     "measure_rules",
     "holdout_check",
     "rules_for_export",
+    "synthetic_baskets",
 ]
 
 #: The leading columns of every rules table, in this order.
@@ -459,8 +480,25 @@ def basket_sizes(baskets: pd.DataFrame | Sequence[Iterable[str]]) -> pd.DataFram
 
 
 # ---------------------------------------------------------------------------------------------
-# encoding and itemsets
+# encoding
 # ---------------------------------------------------------------------------------------------
+
+#: Mining engines accepted by :func:`frequent_itemsets` and :func:`mine_rules`.
+ENGINES = ("auto", "mlxtend", "fim", "spark")
+#: Spark master used by ``engine='spark'`` when no ``spark_master`` is given.
+DEFAULT_SPARK_MASTER = "local[2]"
+#: With ``max_memory_gb=None`` a mining call may plan to use this share of the memory that is
+#: available (``MemAvailable``) when it starts.
+DEFAULT_MEMORY_SHARE = 0.8
+#: Spark settings used for sessions this module starts (``spark_conf`` overrides them).
+SPARK_DEFAULTS = {
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.execution.arrow.pyspark.enabled": "true",
+    "spark.sql.shuffle.partitions": "8",
+    "spark.driver.memory": "2g",
+}
+
 
 def _min_count(min_support: float, n: int) -> int:
     if not (0 < float(min_support) <= 1):
@@ -468,29 +506,156 @@ def _min_count(min_support: float, n: int) -> int:
     return max(1, int(math.ceil(float(min_support) * n - 1e-9)))
 
 
+@dataclass
+class _Encoded:
+    """Baskets as a CSR structure over the frequent items only (built by :func:`_encode`).
+
+    Item code ``j`` is ``items[j]``; codes follow the order of the labels as strings, so that a
+    sorted tuple of codes sorts like the sorted labels. Every basket is a row (also those left
+    without frequent items), so ``n_baskets`` is the support denominator.
+    """
+
+    n_baskets: int
+    items: np.ndarray            # object array: labels of the frequent items
+    counts: np.ndarray           # int64: number of baskets holding each frequent item
+    indptr: np.ndarray           # int64, n_baskets + 1
+    indices: np.ndarray          # int32: frequent-item codes of each basket (in no particular order)
+    min_count: int
+    n_items: int                 # distinct items in the input, at any support
+    n_rows: int                  # rows of the long table
+    basket_index: pd.Index | None = None
+
+    @property
+    def sizes(self) -> np.ndarray:
+        """Number of frequent items in each basket."""
+        return np.diff(self.indptr)
+
+    def transactions(self, min_size: int = 1) -> list[list[int]]:
+        """Baskets with at least ``min_size`` frequent items as lists of item codes."""
+        return _tracts(self.indptr, self.indices, min_size)
+
+
+@contextmanager
+def _gc_paused():
+    """Pause Python's cyclic garbage collector while many containers are made.
+
+    Building a million transaction lists (or an FP-tree of Python nodes) triggers a collection
+    every few hundred allocations, each walking everything alive: that made building pyfim's input
+    3-4x slower than the lists themselves. Nothing made here needs the collector meanwhile; it
+    runs again afterwards.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _tracts(indptr: np.ndarray, indices: np.ndarray, min_size: int = 1) -> list[list[int]]:
+    """Python lists from a CSR structure without a Python loop over baskets.
+
+    Baskets of one size k are gathered as an (n_k, k) array and turned into lists by numpy's
+    ``tolist`` (in C); there are only as many sizes as distinct basket lengths.
+    """
+    sizes = np.diff(indptr)
+    starts = indptr[:-1]
+    out: list[list[int]] = []
+    for k in np.unique(sizes[sizes >= max(1, min_size)]):
+        s = starts[sizes == k]
+        out.extend(indices[s[:, None] + np.arange(int(k))].tolist())
+    return out
+
+
+def _basket_codes(col: pd.Series, want_index: bool) -> tuple[np.ndarray, int, pd.Index | None]:
+    """Integer basket codes 0..n-1 (-1 for a missing id) and the number of baskets.
+
+    A numpy integer column that is sorted (the usual case: baskets come grouped) is coded from its
+    changes in one pass; anything else goes through :func:`pandas.factorize` (hashing).
+    """
+    if pd.api.types.is_integer_dtype(col.dtype) and not (not isinstance(col.dtype, np.dtype) and col.hasnans):
+        v = col.to_numpy(dtype=np.int64) if not isinstance(col.dtype, np.dtype) else col.to_numpy()  # Int64, int64[pyarrow]
+        if len(v) == 0:
+            return np.zeros(0, dtype=np.int64), 0, (pd.Index(v) if want_index else None)
+        if bool((v[1:] >= v[:-1]).all()):
+            start = np.empty(len(v), dtype=bool)
+            start[0] = True
+            np.not_equal(v[1:], v[:-1], out=start[1:])
+            codes = np.cumsum(start, dtype=np.int64) - 1
+            return codes, int(codes[-1]) + 1, (pd.Index(v[start]) if want_index else None)
+    codes, uniques = pd.factorize(col, sort=False)
+    return codes.astype(np.int64, copy=False), len(uniques), (pd.Index(uniques) if want_index else None)
+
+
+def _item_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Integer item codes (-1 for a missing item) and the labels, by hashing (pd.factorize)."""
+    codes, uniques = pd.factorize(col, sort=False)
+    return codes.astype(np.int64, copy=False), np.asarray(uniques, dtype=object)
+
+
+def _encode(b: pd.DataFrame, min_support: float | None = None, *, min_count: int | None = None,
+            want_index: bool = False) -> _Encoded:
+    """Long basket table -> CSR over the items with ``count >= min_count``, vectorised.
+
+    Steps (no Python loop over rows or baskets): integer codes for baskets and items; items whose
+    row count is below ``min_count`` are dropped first (a row count is never below the basket
+    count, so nothing frequent is lost); (basket, item) pairs are deduplicated by sorting one int64
+    key; exact basket counts decide the frequent items; their codes are renumbered in the order of
+    their labels as strings (within a basket, codes stay in first-seen order).
+    Memory: a few int64 arrays of the length of the table; the item universe is never expanded.
+    """
+    bcodes, n, bindex = _basket_codes(b["basket_id"], want_index)
+    if min_count is None:
+        min_count = _min_count(min_support, n) if min_support else 1
+    icodes, labels = _item_codes(b["item"])
+    m = len(labels)
+    ok = (icodes >= 0) & (bcodes >= 0)
+    ic, bc = (icodes, bcodes) if ok.all() else (icodes[ok], bcodes[ok])
+    raw = np.bincount(ic, minlength=m)
+    n_items = int((raw > 0).sum())
+    if min_count > 1:
+        sel = (raw >= min_count)[ic]
+        ic, bc = ic[sel], bc[sel]
+    key = bc * m + ic if m else bc
+    key = np.sort(key, kind="stable")  # baskets usually come grouped: long sorted runs
+    if len(key) > 1:
+        first = np.empty(len(key), dtype=bool)
+        first[0] = True
+        np.not_equal(key[1:], key[:-1], out=first[1:])
+        if not first.all():
+            key = key[first]
+    rows = key // max(m, 1)
+    cols = key - rows * max(m, 1)
+    counts = np.bincount(cols, minlength=m)
+    fcodes = np.flatnonzero(counts >= min_count)
+    flabels = labels[fcodes]
+    order = np.argsort(np.array([str(x) for x in flabels], dtype=object), kind="stable")
+    fcodes, flabels = fcodes[order], flabels[order]
+    K = len(fcodes)
+    remap = np.full(m, -1, dtype=np.int64)
+    remap[fcodes] = np.arange(K)
+    new = remap[cols]
+    keep = new >= 0
+    rows, new = rows[keep], new[keep]
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    return _Encoded(n_baskets=n, items=flabels, counts=counts[fcodes].astype(np.int64), indptr=indptr,
+                    indices=new.astype(np.int32), min_count=int(min_count), n_items=n_items, n_rows=len(b),
+                    basket_index=bindex)
+
+
 def _sparse_matrix(b: pd.DataFrame, min_count: int) -> tuple[sparse.csr_matrix, pd.Index, pd.Index, np.ndarray]:
     """CSR basket x item matrix of the items with count >= min_count (all baskets kept)."""
-    basket_codes, basket_index = pd.factorize(b["basket_id"], sort=False)
-    n = len(basket_index)
-    has_item = b["item"].notna().to_numpy()
-    pairs = pd.DataFrame({"row": basket_codes[has_item], "item": b["item"].to_numpy()[has_item]}).drop_duplicates()
-    counts = pairs["item"].value_counts()
-    keep = counts[counts >= min_count]
-    items = pd.Index(sorted(keep.index, key=str))
-    pairs = pairs[pairs["item"].isin(items)]
-    col = items.get_indexer(pairs["item"])
-    X = sparse.csr_matrix((np.ones(len(pairs), dtype=bool), (pairs["row"].to_numpy(), col)),
-                          shape=(n, len(items)), dtype=bool)
+    enc = _encode(b, min_count=min_count, want_index=True)
+    X = sparse.csr_matrix((np.ones(len(enc.indices), dtype=bool), enc.indices, enc.indptr),
+                          shape=(enc.n_baskets, len(enc.items)), dtype=bool)
     X.sort_indices()
-    return X, items, basket_index, counts.to_numpy()
+    return X, pd.Index(enc.items, dtype=object), enc.basket_index, enc.counts
 
 
 def _sparse_frame(X: sparse.spmatrix, columns: list[str], index: Any = None) -> pd.DataFrame:
-    """Sparse[bool] DataFrame from a boolean scipy matrix, built without a dense intermediate.
-
-    Note: mlxtend's ``fpgrowth`` sums ``df.values`` once to count items, which materialises
-    the kept columns densely; dropping infrequent items first keeps that to baskets x frequent items.
-    """
+    """Sparse[bool] DataFrame from a boolean scipy matrix, built without a dense intermediate."""
     with warnings.catch_warnings():
         # pandas 2.x warns about the integer fill value it picks itself for bool matrices
         warnings.filterwarnings("ignore", message=".*fill_value.*", category=FutureWarning)
@@ -514,9 +679,15 @@ def encode_baskets(baskets: pd.DataFrame | Sequence[Iterable[str]], min_support:
     -------
     DataFrame
         Index = basket ids, one ``Sparse[bool]`` column per kept item (sorted by label).
+
+    Notes
+    -----
+    Mining does not use this frame: :func:`frequent_itemsets` hands each engine the same
+    integer-coded baskets directly. Do not pass this frame to ``mlxtend.fpgrowth`` at scale:
+    it sums ``df.values``, a dense baskets x items array.
     """
     b = _check_long(baskets)
-    n = b["basket_id"].nunique()
+    n = _basket_codes(b["basket_id"], False)[1]
     min_count = _min_count(min_support, n) if min_support else 1
     X, items, index, _ = _sparse_matrix(b, min_count)
     return _sparse_frame(X, [str(c) for c in items], index=index)
@@ -572,50 +743,717 @@ def estimate_itemset_count(basket_item_counts: np.ndarray, n_frequent_items: int
     return int(min(total, 1e18))
 
 
-class _LimitReached(Exception):
-    pass
+# ---------------------------------------------------------------------------------------------
+# memory guard
+# ---------------------------------------------------------------------------------------------
+
+#: Bytes per unit in the memory estimate, per engine: per row of the long table (encoding), per
+#: item occurrence and per basket handed to the engine (baskets with >= 2 frequent items), per
+#: frequent itemset (engine output, labelled itemsets and the rules made from them). Calibrated on
+#: the peak resident memory of fresh processes (benchmarks/bench_association.py and
+#: benchmarks/README.md): pyfim needs ~50-100 B per occurrence including the encoding; mlxtend's
+#: FP-tree of Python objects ~310 B per occurrence when baskets share no prefix (uniform items),
+#: far less with Zipf popularity. Rounded up, so the estimate errs on the safe side.
+_MEMORY_MODEL = {
+    "fim": {"row": 40, "pair": 40, "basket": 100, "itemset": 1500},
+    "mlxtend": {"row": 40, "pair": 300, "basket": 300, "itemset": 2500},
+    "spark": {"row": 40, "pair": 40, "basket": 16, "itemset": 2500},
+}
+_SPARK_LOCAL_OVERHEAD = 0.6e9  # JVM beyond its heap: metaspace, threads, off-heap Arrow buffers
 
 
-def _mlxtend_fpgrowth(onehot: pd.DataFrame, min_support: float, max_len: int | None,
-                      limit: int | None = None) -> pd.DataFrame | None:
-    """The single call site of mlxtend's FP-growth (its API drift is handled here).
+def _available_memory_bytes() -> float:
+    """Memory available to a new allocation now (Linux ``MemAvailable``; psutil; total RAM)."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import psutil
 
-    Without ``limit`` this is ``fpgrowth(onehot, min_support, use_colnames=True, max_len=...)``.
-    With ``limit`` the itemsets are drawn from mlxtend's FP-growth generator
-    (``fpcommon.setup_fptree`` + ``fpgrowth.fpg_step``, stable since mlxtend 0.17) and mining stops
-    as soon as more than ``limit`` itemsets appear: the function then returns None, so memory never
-    exceeds ``limit`` itemsets. If those internals are missing, it returns None straight away.
+        return float(psutil.virtual_memory().available)
+    except ImportError:  # pragma: no cover
+        return float(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+
+
+def _memory_limit_bytes(max_memory_gb: float | None) -> float:
+    if max_memory_gb is None:
+        return DEFAULT_MEMORY_SHARE * _available_memory_bytes()
+    if not float(max_memory_gb) > 0:
+        raise ParameterError(f"max_memory_gb={max_memory_gb!r} must be > 0 (GB), or None for "
+                             f"{DEFAULT_MEMORY_SHARE:.0%} of the available memory.")
+    return float(max_memory_gb) * 1e9
+
+
+def _parse_size(text: str) -> float:
+    """Bytes in a JVM size such as '2g', '512m'."""
+    t = str(text).strip().lower().rstrip("b")
+    mult = {"k": 1e3 * 1.024, "m": 1.048576e6, "g": 1.073741824e9, "t": 1.099511627776e12}
+    if t and t[-1] in mult:
+        return float(t[:-1]) * mult[t[-1]]
+    return float(t)
+
+
+def _spark_is_local(master: str | None) -> bool:
+    return (master or DEFAULT_SPARK_MASTER).startswith("local")
+
+
+def _estimate_parts(sizes: np.ndarray, n_frequent: int, min_count: int, max_len: int | None, n_rows: int,
+                    engine: str, max_itemsets: int, *, n_sets: int | None = None, spark_master: str | None = None,
+                    spark_conf: Mapping[str, str] | None = None) -> dict[str, float]:
+    """Bytes a mining call needs, by component (see :data:`_MEMORY_MODEL`).
+
+    ``n_sets``: the number of itemsets when known (pyfim counts them exactly); otherwise the upper
+    bound of :func:`estimate_itemset_count`, capped at ``max_itemsets`` (the guard stops beyond).
     """
-    from mlxtend.frequent_patterns import fpgrowth
+    cost = _MEMORY_MODEL[engine]
+    multi = sizes >= 2
+    pairs, nb = float(sizes[multi].sum()), float(multi.sum())
+    if n_sets is None:
+        n_sets = min(estimate_itemset_count(sizes, n_frequent, min_count, max_len), int(max_itemsets) + 1)
+    parts = {"encoding": cost["row"] * float(n_rows),
+             f"{engine} input": cost["pair"] * pairs + cost["basket"] * nb,
+             "itemsets and rules": cost["itemset"] * float(n_sets)}
+    if engine == "spark" and _spark_is_local(spark_master):
+        heap = (spark_conf or {}).get("spark.driver.memory", SPARK_DEFAULTS["spark.driver.memory"])
+        parts["spark JVM (local)"] = _parse_size(heap) + _SPARK_LOCAL_OVERHEAD
+    return parts
 
+
+def _nice_ceil(x: float) -> float:
+    """Round x up to a 'nice' value (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten)."""
+    if x <= 0:
+        return 0.0
+    e = math.floor(math.log10(x))
+    for s in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8, 10):
+        if s * 10 ** e >= x * (1 - 1e-12):
+            return float(f"{s * 10 ** e:.12g}")
+    return float(10 ** (e + 1))  # pragma: no cover
+
+
+def _fitting_settings(enc: _Encoded, min_support: float, max_len: int | None, engine: str, max_itemsets: int,
+                      limit: float, **spark: Any) -> tuple[tuple[float, float] | None, tuple[int, float] | None]:
+    """A higher min_support and a lower max_len that fit in ``limit`` bytes (with their estimates)."""
+    n = enc.n_baskets
+    rows = np.repeat(np.arange(n), enc.sizes)
+    supp = None
+    for f in (1.5, 2, 3, 5, 10, 20, 50, 100, 300, 1000):
+        ms = _nice_ceil(min_support * f)
+        if ms > 1:
+            break
+        mc = _min_count(ms, n)
+        keep = enc.counts >= mc
+        if not keep.any():
+            break
+        sizes = np.bincount(rows[keep[enc.indices]], minlength=n)
+        est = sum(_estimate_parts(sizes, int(keep.sum()), mc, max_len, enc.n_rows, engine, max_itemsets,
+                                  **spark).values())
+        if est <= limit:
+            supp = (ms, est)
+            break
+    length = None
+    top = len(enc.items) if max_len is None else int(max_len) - 1
+    for L in range(min(top, 6), 1, -1):
+        est = sum(_estimate_parts(enc.sizes, len(enc.items), enc.min_count, L, enc.n_rows, engine, max_itemsets,
+                                  **spark).values())
+        if est <= limit:
+            length = (L, est)
+            break
+    return supp, length
+
+
+def estimate_mining_memory(baskets: pd.DataFrame | Sequence[Iterable[str]], min_support: float,
+                           max_len: int | None = DEFAULT_MAX_LEN, *, engine: str = "auto",
+                           max_itemsets: int = DEFAULT_MAX_ITEMSETS, spark_master: str | None = None,
+                           spark_conf: Mapping[str, str] | None = None) -> pd.Series:
+    """Memory a :func:`frequent_itemsets` / :func:`mine_rules` call would need, in GB by component.
+
+    Parameters
+    ----------
+    baskets, min_support, max_len, max_itemsets :
+        As for :func:`frequent_itemsets`.
+    engine : {'auto', 'mlxtend', 'fim', 'spark'}
+        The engine to estimate for (``'auto'``: the one :func:`resolve_engine` picks).
+
+    Returns
+    -------
+    Series
+        GB per component (``encoding``, ``<engine> input``, ``itemsets and rules`` and, for a local
+        Spark, the JVM), indexed by component; ``attrs``: ``engine``, ``itemsets`` (the count
+        used) and ``itemsets_exact`` (True when pyfim counted them).
+
+    Notes
+    -----
+    With R rows in the long table, P item occurrences in B baskets that hold at least two frequent
+    items, and S itemsets: bytes ≈ a·R + p·P + b·B + s·S, with per-engine constants measured by
+    ``benchmarks/bench_association.py`` (pyfim ≈ 40 B per occurrence, mlxtend's Python FP-tree
+    ≈ 300 B per occurrence at worst). S is the upper bound of :func:`estimate_itemset_count`
+    capped at ``max_itemsets`` or, for ``engine='fim'``, the exact count from pyfim's pattern
+    spectrum (mined without storing the itemsets; :func:`frequent_itemsets` does the same when
+    the bound is above ``max_itemsets`` or above the memory limit). The data already in memory
+    (the long table) is not counted.
+    """
+    b = _check_long(baskets)
+    eng = resolve_engine(engine, spark_master)
+    enc = _encode(b, min_support)
+    L = None if max_len is None else int(max_len)
+    n_sets, exact = None, False
+    bound = estimate_itemset_count(enc.sizes, len(enc.items), enc.min_count, L)
+    if eng == "fim" and (L is None or L >= 2) and bool((enc.sizes >= 2).any()):
+        with _gc_paused():
+            n_sets, exact = _fim_count(_fim_tracts(enc), enc, L) + len(enc.items), True
+    parts = _estimate_parts(enc.sizes, len(enc.items), enc.min_count, L, enc.n_rows, eng, max_itemsets,
+                            n_sets=n_sets, spark_master=spark_master, spark_conf=spark_conf)
+    out = pd.Series({k: v / 1e9 for k, v in parts.items()}, name="gb", dtype=float)
+    out.index.name = "component"
+    out.attrs.update(engine=eng, itemsets=int(n_sets if n_sets is not None else min(bound, max_itemsets + 1)),
+                     itemsets_exact=exact)
+    return out
+
+
+def _check_memory(enc: _Encoded, min_support: float, max_len: int | None, engine: str, max_itemsets: int,
+                  limit: float, max_memory_gb: float | None, *, n_sets: int | None = None,
+                  spark_master: str | None = None, spark_conf: Mapping[str, str] | None = None) -> float:
+    """Raise AnalysisError when the estimate exceeds ``limit`` bytes; return the estimate in bytes."""
+    spark = {"spark_master": spark_master, "spark_conf": spark_conf}
+    parts = _estimate_parts(enc.sizes, len(enc.items), enc.min_count, max_len, enc.n_rows, engine, max_itemsets,
+                            n_sets=n_sets, **spark)
+    need = sum(parts.values())
+    if need <= limit:
+        return need
+    supp, length = _fitting_settings(enc, min_support, max_len, engine, max_itemsets, limit, **spark)
+    hints = []
+    if supp:
+        hints.append(f"raise min_support (min_support={supp[0]:g} needs about {supp[1] / 1e9:.2g} GB)")
+    if length:
+        hints.append(f"lower max_len (max_len={length[0]} needs about {length[1] / 1e9:.2g} GB)")
+    if engine == "mlxtend" and _import_fim() is not None:
+        fim_need = sum(_estimate_parts(enc.sizes, len(enc.items), enc.min_count, max_len, enc.n_rows, "fim",
+                                       max_itemsets).values())
+        hints.append(f"use engine='fim' (about {fim_need / 1e9:.2g} GB)")
+    if not hints:
+        hints.append("raise min_support or lower max_len")
+    lim = f"max_memory_gb=None, i.e. {DEFAULT_MEMORY_SHARE:.0%} of the memory available now" \
+        if max_memory_gb is None else f"max_memory_gb={max_memory_gb:g}"
+    detail = ", ".join(f"{k} {v / 1e9:.2g} GB" for k, v in parts.items())
+    err = AnalysisError(
+        f"Mining would need about {need / 1e9:.2g} GB with engine='{engine}' ({detail}) for "
+        f"{len(enc.items):,} frequent items in {enc.n_baskets:,} baskets at min_support={min_support:g}, "
+        f"max_len={max_len}; the limit is {limit / 1e9:.2g} GB ({lim}). To go on, "
+        + " or ".join(hints) + "; or raise max_memory_gb if the machine has the memory.")
+    err.needed_gb = need / 1e9
+    err.limit_gb = limit / 1e9
+    err.suggested_min_support = supp[0] if supp else None
+    err.suggested_max_len = length[0] if length else None
+    raise err
+
+
+# ---------------------------------------------------------------------------------------------
+# mining engines
+# ---------------------------------------------------------------------------------------------
+
+class _TooMany(Exception):
+    def __init__(self, count: int, exact: bool):
+        super().__init__(count)
+        self.count = int(count)
+        self.exact = exact
+
+
+class _Stages:
+    """Stage-level progress (a tqdm bar on stderr when enabled) and the wall time of each stage."""
+
+    def __init__(self, enabled: bool, total: int, desc: str = "association"):
+        import time
+
+        self._clock = time.perf_counter
+        self.desc = desc
+        self.timings: dict[str, float] = {}
+        self._name: str | None = None
+        self._t0 = self._clock()
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit="stage", file=sys.stderr, dynamic_ncols=True)
+
+    def stage(self, name: str) -> None:
+        self.end()
+        self._name = name
+        self._t0 = self._clock()
+        if self.bar is not None:
+            self.bar.set_description_str(f"{self.desc}: {name}")
+
+    def note(self, **info: Any) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix(info, refresh=True)
+
+    def end(self) -> None:
+        """End the current stage (its wall time goes into ``timings``)."""
+        if self._name is not None:
+            self.timings[self._name] = self.timings.get(self._name, 0.0) + self._clock() - self._t0
+            self._name = None
+            if self.bar is not None:
+                self.bar.update(1)
+
+    def close(self) -> None:
+        self.end()
+        if self.bar is not None:
+            self.bar.set_description_str(f"{self.desc}: done")
+            self.bar.close()
+
+
+def _import_fim() -> Any:
+    try:
+        import fim  # pyfim: Christian Borgelt's C library (arules' apriori and eclat come from it)
+    except ImportError:
+        return None
+    return fim
+
+
+def _spark_importable() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("pyspark") is not None
+
+
+def available_engines() -> list[str]:
+    """Mining engines that can run in this environment (``'mlxtend'`` always)."""
+    out = ["mlxtend"]
+    if _import_fim() is not None:
+        out.append("fim")
+    if _spark_importable():
+        out.append("spark")
+    return out
+
+
+def resolve_engine(engine: str = "auto", spark_master: str | None = None) -> str:
+    """The engine a mining call with these arguments runs.
+
+    ``'auto'`` is ``'spark'`` when a ``spark_master`` is given, else ``'fim'`` when pyfim is
+    importable, else ``'mlxtend'``. An explicit engine that is not installed raises
+    :class:`~ecrm_research.exceptions.ParameterError` with the install line.
+    """
+    if engine not in ENGINES:
+        raise ParameterError(f"engine={engine!r}; use one of {list(ENGINES)} ('auto' picks the fastest installed).",
+                             allowed=list(ENGINES))
+    if engine == "auto":
+        if spark_master:
+            engine = "spark"
+        else:
+            return "fim" if _import_fim() is not None else "mlxtend"
+    if engine == "fim" and _import_fim() is None:
+        raise ParameterError("engine='fim' needs pyfim (Borgelt's C FP-growth): `pip install pyfim` (it compiles; "
+                             "a C compiler is needed). Or use engine='mlxtend' (slower, pure Python).",
+                             allowed=available_engines())
+    if engine == "spark" and not _spark_importable():
+        raise ParameterError("engine='spark' needs pyspark and Java 17+: `pip install pyspark`. Or use engine='fim' "
+                             "or 'mlxtend' on one machine.", allowed=available_engines())
+    if spark_master and engine != "spark":
+        warnings.warn(f"spark_master={spark_master!r} is ignored with engine={engine!r}.", stacklevel=3)
+    return engine
+
+
+def _fim_tracts(enc: _Encoded) -> list[list[int]]:
+    """pyfim's input: the baskets with two or more frequent items, as lists of item codes.
+
+    Baskets with fewer than two frequent items cannot hold a 2-itemset (single items are counted
+    by the encoding), so they are not handed over.
+    """
+    tracts = enc.transactions(2)
+    # pyfim 6.28 leaves out every itemset made only of items that are in *all* transactions (they
+    # are perfect extensions of the empty set, which it does not report): fim.fpgrowth([[0, 1],
+    # [0, 1]], supp=-2) is []. One empty transaction changes no count and avoids that.
+    tracts.append([])
+    return tracts
+
+
+def _fim_args(enc: _Encoded, max_len: int | None) -> dict[str, Any]:
+    kw: dict[str, Any] = {"target": "s", "supp": -int(enc.min_count), "zmin": 2}
+    if max_len is not None:
+        kw["zmax"] = int(max_len)
+    return kw
+
+
+def _fim_count(tracts: list[list[int]], enc: _Encoded, max_len: int | None) -> int:
+    """Number of frequent itemsets of 2..max_len items, counted by pyfim without storing them.
+
+    ``report='#'`` returns the pattern spectrum (itemsets per size and support) instead of the
+    itemsets, so memory stays flat however many there are.
+    """
+    spectrum = _import_fim().fpgrowth(tracts, report="#", **_fim_args(enc, max_len))
+    return int(round(sum(spectrum.values()))) if spectrum else 0
+
+
+def _fim_itemsets(tracts: list[list[int]], enc: _Encoded,
+                  max_len: int | None) -> tuple[list[tuple[int, ...]], list[int]]:
+    """Itemsets of 2..max_len items with pyfim's FP-growth: ``(codes, counts)``.
+
+    ``fim.fpgrowth(tracts, target='s', supp=-c, zmin=2, zmax=L, report='a')``: a negative ``supp``
+    is an absolute count, and pyfim keeps sets with count >= c (inclusive, as arules).
+    """
+    res = _import_fim().fpgrowth(tracts, report="a", **_fim_args(enc, max_len))
+    if not res:
+        return [], []
+    sets, counts = zip(*res)
+    return list(sets), list(counts)
+
+
+def _mlxtend_fpgrowth(enc: _Encoded, max_len: int | None, limit: int | None,
+                      stages: _Stages) -> tuple[list[tuple[int, ...]], list[int]]:
+    """The single call site of mlxtend's FP-growth: itemsets of 2..max_len items, ``(codes, counts)``.
+
+    mlxtend's public ``fpgrowth(df, ...)`` sums ``df.values`` to count items, which turns a sparse
+    frame into a dense baskets x items array (GBs at a million baskets). So the FP-tree is built
+    here from the integer-coded baskets with mlxtend's own ``fpcommon.FPTree`` (items inserted by
+    decreasing support, as ``setup_fptree`` does) and mined with ``fpgrowth.fpg_step`` (both stable
+    since mlxtend 0.17). Itemsets are drawn from that generator; with ``limit``, :class:`_TooMany`
+    stops mining once more than ``limit`` itemsets appeared. Only baskets with two or more frequent
+    items are inserted, so the tree's single-item counts are not used (the encoding has them).
+    """
+    import importlib
+
+    try:
+        fpc = importlib.import_module("mlxtend.frequent_patterns.fpcommon")
+        fpg = importlib.import_module("mlxtend.frequent_patterns.fpgrowth")  # the module, not the function
+        FPTree, step = fpc.FPTree, fpg.fpg_step
+    except (ImportError, AttributeError):  # pragma: no cover - a future mlxtend
+        return _mlxtend_fpgrowth_public(enc, max_len, limit)
+    K = len(enc.items)
+    # rank: 0 = least frequent; baskets are inserted most frequent item first
+    rank = np.empty(K, dtype=np.int64)
+    rank[np.argsort(enc.counts, kind="stable")] = np.arange(K)
+    sizes = enc.sizes
+    rows = np.repeat(np.arange(enc.n_baskets, dtype=np.int64), sizes)
+    order = np.lexsort((-rank[enc.indices], rows))
+    tracts = _tracts(enc.indptr, enc.indices[order], 2)
+    stages.note(baskets=len(tracts), engine="mlxtend")
+    tree = FPTree({int(j): int(rank[j]) for j in range(K)})
+    for t in tracts:
+        tree.insert_itemset(t)
+    del tracts
+    sets: list[tuple[int, ...]] = []
+    counts: list[int] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        if limit is None:
-            return fpgrowth(onehot, min_support=min_support, use_colnames=True, max_len=max_len)
-        try:
-            import importlib
+        for sup, iset in step(tree, int(enc.min_count), None, max_len, 0):
+            if len(iset) < 2:
+                continue
+            sets.append(tuple(iset))
+            counts.append(int(sup))
+            if len(sets) % 20000 == 0:
+                stages.note(itemsets=len(sets), engine="mlxtend")
+            if limit is not None and len(sets) > limit:
+                raise _TooMany(len(sets), exact=False)
+    return sets, counts
 
-            _fpc = importlib.import_module("mlxtend.frequent_patterns.fpcommon")
-            _fpg_mod = importlib.import_module("mlxtend.frequent_patterns.fpgrowth")  # the module, not the function
 
-            setup, step = _fpc.setup_fptree, _fpg_mod.fpg_step
-        except (ImportError, AttributeError):  # pragma: no cover - future mlxtend
-            return None
-        n = len(onehot.index)
-        tree, _, _ = setup(onehot, min_support)
-        gen = step(tree, math.ceil(min_support * n), None, max_len, 0)
-        cols = list(onehot.columns)
-        sets: list[frozenset] = []
-        sups: list[float] = []
+def _mlxtend_fpgrowth_public(enc: _Encoded, max_len: int | None,
+                             limit: int | None) -> tuple[list[tuple[int, ...]], list[int]]:  # pragma: no cover
+    """Fallback through mlxtend's public ``fpgrowth`` (dense item counting; used only if its internals move)."""
+    from mlxtend.frequent_patterns import fpgrowth
+
+    K, n = len(enc.items), enc.n_baskets
+    if float(n) * K > _memory_limit_bytes(None):
+        raise AnalysisError(f"mlxtend's fpgrowth would build a dense {n:,} x {K:,} array; use engine='fim'.")
+    X = sparse.csr_matrix((np.ones(len(enc.indices), dtype=bool), enc.indices, enc.indptr), shape=(n, K))
+    onehot = _sparse_frame(X, [str(j) for j in range(K)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        fi = fpgrowth(onehot, min_support=(enc.min_count - 0.5) / n, use_colnames=False, max_len=max_len)
+    fi = fi[fi["itemsets"].map(len) >= 2]
+    if limit is not None and len(fi) > limit:
+        raise _TooMany(len(fi), exact=True)
+    return [tuple(int(i) for i in s) for s in fi["itemsets"]], np.rint(fi["support"] * n).astype(int).tolist()
+
+
+_SPARK_SESSIONS: dict[str, Any] = {}
+
+
+def _spark_session(master: str | None, conf: Mapping[str, str] | None = None) -> Any:
+    """A SparkSession for ``master`` (started once per process and reused)."""
+    from pyspark.sql import SparkSession
+
+    master = master or DEFAULT_SPARK_MASTER
+    s = _SPARK_SESSIONS.get(master)
+    if s is not None and s.sparkContext._jsc is not None:
+        return s
+    builder = SparkSession.builder.master(master).appName("ecrm_research.association")
+    for k, v in {**SPARK_DEFAULTS, **dict(conf or {})}.items():
+        builder = builder.config(k, str(v))
+    s = builder.getOrCreate()
+    actual = s.sparkContext.master
+    if actual != master:
+        warnings.warn(f"A Spark session with master {actual!r} is already running in this process; "
+                      f"it is used instead of {master!r}.", stacklevel=4)
+    s.sparkContext.setLogLevel("ERROR")
+    _SPARK_SESSIONS[master] = s
+    return s
+
+
+def _spark_itemsets(enc: _Encoded, max_len: int | None, limit: int | None, stages: _Stages,
+                    master: str | None, conf: Mapping[str, str] | None) -> tuple[list[tuple[int, ...]], list[int]]:
+    """Itemsets of 2..max_len items with ``pyspark.ml.fpm.FPGrowth`` (PFP): ``(codes, counts)``.
+
+    Baskets with two or more frequent items go to Spark as (basket, item) integer pairs through
+    Arrow and are grouped there. Spark's ``minSupport`` is a fraction of *its* rows and keeps
+    itemsets with ``freq >= ceil(minSupport * rows)``; passing (c − ½)/rows makes that exactly c.
+    Spark has no maximum itemset size, so longer itemsets are dropped in Spark before anything is
+    collected; the itemsets are counted in the cluster first (``limit``) and only then collected.
+    Spark's own ``associationRules`` are not used: rules come from the counts, as for every engine.
+    """
+    from pyspark.ml.fpm import FPGrowth
+    from pyspark.sql import functions as F
+
+    sizes = enc.sizes
+    multi = sizes >= 2
+    n_rows = int(multi.sum())
+    if n_rows < enc.min_count:
+        return [], []
+    stages.note(engine="spark", step="starting session")
+    spark = _spark_session(master, conf)
+    rows = np.repeat(np.arange(enc.n_baskets, dtype=np.int64), sizes)
+    keep = multi[rows]
+    pairs = pd.DataFrame({"b": rows[keep], "i": enc.indices[keep]})
+    del rows, keep
+    stages.note(engine="spark", baskets=n_rows, step="fit")
+    tx = spark.createDataFrame(pairs).groupBy("b").agg(F.collect_list("i").alias("items"))
+    del pairs
+    fp = FPGrowth(itemsCol="items", minSupport=(enc.min_count - 0.5) / n_rows, minConfidence=1.0)
+    model = fp.fit(tx)
+    fi = model.freqItemsets.where(F.size("items") >= 2)
+    if max_len is not None:
+        fi = fi.where(F.size("items") <= int(max_len))
+    fi = fi.persist()
+    try:
+        if limit is not None:
+            total = fi.count()
+            if total > limit:
+                raise _TooMany(total, exact=True)
+        stages.note(engine="spark", step="collect")
+        got = fi.toPandas()
+    finally:
+        fi.unpersist()
+    sets = [tuple(int(i) for i in s) for s in got["items"]]
+    counts = [int(c) for c in got["freq"]]
+    low = [c for c in counts if c < enc.min_count]
+    if low:  # pragma: no cover - would mean Spark changed its threshold rule
+        raise AnalysisError(f"Spark FPGrowth returned {len(low)} itemsets below the minimum count {enc.min_count} "
+                            f"(lowest {min(low)}); its minSupport rounding changed. Use engine='fim'.")
+    return sets, counts
+
+
+# ---------------------------------------------------------------------------------------------
+# frequent itemsets
+# ---------------------------------------------------------------------------------------------
+
+def frequent_itemsets(baskets: pd.DataFrame | Sequence[Iterable[str]], min_support: float,
+                      max_len: int | None = DEFAULT_MAX_LEN, *,
+                      max_itemsets: int = DEFAULT_MAX_ITEMSETS, engine: str = "auto",
+                      spark_master: str | None = None, spark_conf: Mapping[str, str] | None = None,
+                      max_memory_gb: float | None = None, progress: bool = False) -> pd.DataFrame:
+    """Frequent itemsets with FP-growth, on the engine of your choice; identical results on each.
+
+    Parameters
+    ----------
+    baskets : DataFrame or list of lists
+        Long basket table (``basket_id``, ``item``) or list of baskets.
+    min_support : float
+        Minimum share of baskets; an itemset is frequent when
+        ``count >= ceil(min_support * n_baskets)`` (inclusive, as in arules).
+    max_len : int or None
+        Largest itemset size (arules' ``maxlen``, default 10). None = no limit.
+    max_itemsets : int
+        Guard: more itemsets than this raise an
+        :class:`~ecrm_research.exceptions.AnalysisError` that says which threshold to raise.
+    engine : {'auto', 'mlxtend', 'fim', 'spark'}
+        ``'fim'``: Christian Borgelt's C FP-growth (``pyfim``; arules' apriori and eclat come from
+        the same library; fastest, optional install). ``'mlxtend'``: mlxtend's pure-Python FP-growth (the reference; slow at
+        scale). ``'spark'``: ``pyspark.ml.fpm.FPGrowth`` on ``spark_master`` (optional install,
+        Java 17+). ``'auto'`` (default): spark when ``spark_master`` is given, else fim when
+        importable, else mlxtend (see :func:`resolve_engine`).
+    spark_master : str, optional
+        Spark master URL for ``engine='spark'`` (default ``'local[2]'``; e.g.
+        ``'spark://host:7077'`` or ``'yarn'``).
+    spark_conf : mapping, optional
+        Extra Spark settings for the session this module starts (over :data:`SPARK_DEFAULTS`,
+        e.g. ``{"spark.driver.memory": "8g"}``).
+    max_memory_gb : float, optional
+        Memory this call may plan to use. Before mining, the need is estimated from the encoded
+        baskets (:func:`estimate_mining_memory`); above the limit an AnalysisError suggests a
+        ``min_support`` or ``max_len`` that fits. None (default): 80% of the memory available.
+    progress : bool
+        Show a stage-level tqdm progress bar on stderr (encode → mine → label).
+
+    Returns
+    -------
+    DataFrame
+        ``itemsets`` (frozenset), ``support``, ``count``, ``length``; sorted by length, then by
+        decreasing count, then by the sorted item labels (the same order for every engine).
+        ``attrs``: ``n_transactions``, ``min_count``, ``n_items``, ``engine``, ``timings`` (seconds
+        per stage), ``memory_estimate_gb``.
+
+    Raises
+    ------
+    AnalysisError
+        No item reaches ``min_support`` (the message gives the largest item support and a
+        threshold that would work), the estimated memory is above ``max_memory_gb``, or there
+        are more than ``max_itemsets`` itemsets.
+    ParameterError
+        Bad thresholds, an unknown engine, or an engine that is not installed.
+
+    Notes
+    -----
+    support(X) = |{baskets ⊇ X}| / n. Every engine gets the same integer-coded baskets: items
+    below ``min_support`` are dropped before encoding (they cannot be in a frequent itemset), and
+    only baskets with two or more frequent items are mined; single items are counted by the
+    encoding. Only counts come back from an engine, so thresholds are exact integers and every
+    measure derived from them is identical across engines.
+
+    Guard on the itemset count: the upper bound of :func:`estimate_itemset_count` is computed first;
+    when it is above ``max_itemsets`` (the bound is loose when a few baskets are large) the
+    engine counts before it stores: pyfim counts without storing (its pattern spectrum), Spark
+    counts in the cluster, mlxtend's generator stops once ``max_itemsets`` is exceeded.
+    """
+    b = _check_long(baskets)
+    eng = resolve_engine(engine, spark_master)
+    stages = _Stages(progress, total=3, desc=f"frequent itemsets ({eng})")
+    try:
+        return _frequent_itemsets(b, min_support, max_len, max_itemsets, eng, spark_master, spark_conf,
+                                  max_memory_gb, stages)
+    finally:
+        stages.close()
+
+
+def _frequent_itemsets(b: pd.DataFrame, min_support: float, max_len: int | None, max_itemsets: int, engine: str,
+                       spark_master: str | None, spark_conf: Mapping[str, str] | None,
+                       max_memory_gb: float | None, stages: _Stages) -> pd.DataFrame:
+    if max_len is not None and int(max_len) < 1:
+        raise ParameterError(f"max_len={max_len!r} must be >= 1 (items per itemset; a rule needs 2).")
+    _min_count(min_support, 1)  # validates the range before any work
+    limit_bytes = _memory_limit_bytes(max_memory_gb)
+    stages.stage("encode baskets")
+    enc = _encode(b, min_support)
+    n, min_count = enc.n_baskets, enc.min_count
+    if n == 0:
+        raise AnalysisError("No baskets: the basket table is empty. Check the data and the filters in step 2.")
+    if len(enc.items) == 0:
+        _raise_nothing_frequent(b, n, min_support, min_count)
+    K = len(enc.items)
+    L = None if max_len is None else int(max_len)
+    bound = estimate_itemset_count(enc.sizes, K, min_count, L)
+    guard = bound > max_itemsets  # the bound says the guard may trip: count before storing
+    capped = min(bound, max_itemsets + 1)
+    if K > max_itemsets:
+        raise _too_many(K, max_itemsets, min_support, max_len, n, K, exact=True)
+    mem = {"min_support": min_support, "max_len": L, "engine": engine, "max_itemsets": max_itemsets,
+           "limit": limit_bytes, "max_memory_gb": max_memory_gb, "spark_master": spark_master,
+           "spark_conf": spark_conf}
+    mining = (L is None or L >= 2) and bool((enc.sizes >= 2).any())
+
+    stages.stage(f"mine itemsets ({engine})")
+    sets: list[tuple[int, ...]] = []
+    counts: list[int] = []
+    if not mining:
+        need = _check_memory(enc, n_sets=K, **mem)
+    elif engine == "fim":
+        # pyfim returns everything at once: check the input first, then, if the itemsets may be
+        # many (or too big for memory by the bound), count them exactly without storing them
+        _check_memory(enc, n_sets=K, **mem)
+        with _gc_paused():
+            tracts = _fim_tracts(enc)
+            stages.note(baskets=len(tracts) - 1)
+            n_sets = None
+            by_bound = _estimate_parts(enc.sizes, K, min_count, L, enc.n_rows, engine, max_itemsets, n_sets=capped)
+            if guard or sum(by_bound.values()) > limit_bytes:
+                stages.note(baskets=len(tracts) - 1, step="counting")
+                n_sets = _fim_count(tracts, enc, L) + K
+                if n_sets > max_itemsets:
+                    raise _too_many(n_sets, max_itemsets, min_support, max_len, n, K, exact=True)
+            need = _check_memory(enc, n_sets=n_sets, **mem)
+            stages.note(baskets=len(tracts) - 1, step="mining")
+            sets, counts = _fim_itemsets(tracts, enc, L)
+            del tracts
+    else:
+        need = _check_memory(enc, n_sets=capped, **mem)
+        limit = max_itemsets - K if guard else None
         try:
-            for sup, iset in gen:
-                sets.append(frozenset(cols[i] for i in iset))
-                sups.append(sup / n)
-                if len(sets) > limit:
-                    raise _LimitReached
-        except _LimitReached:
-            return None
-        return pd.DataFrame({"support": sups, "itemsets": sets})
+            if engine == "spark":
+                sets, counts = _spark_itemsets(enc, L, limit, stages, spark_master, spark_conf)
+            else:
+                with _gc_paused():
+                    sets, counts = _mlxtend_fpgrowth(enc, L, limit, stages)
+        except _TooMany as exc:
+            raise _too_many(exc.count + K if exc.exact else bound, max_itemsets, min_support, max_len, n, K,
+                            exact=exc.exact) from None
+    if len(sets) + K > max_itemsets:  # counted exactly after the fact (the bound did not trip the guard)
+        raise _too_many(len(sets) + K, max_itemsets, min_support, max_len, n, K, exact=True)
+
+    stages.stage("label itemsets")
+    with _gc_paused():
+        out = _itemset_frame(enc, sets, counts, L)
+    stages.end()  # the label stage's time goes into the timings below
+    out.attrs.update(n_transactions=n, min_count=min_count, n_items=enc.n_items, engine=engine,
+                     memory_estimate_gb=need / 1e9)
+    out.attrs["timings"] = dict(stages.timings)
+    return out
+
+
+def _itemset_frame(enc: _Encoded, sets: list[tuple[int, ...]], counts: list[int], max_len: int | None) -> pd.DataFrame:
+    """Itemsets table: frequent single items (from the encoding) plus the engine's larger itemsets.
+
+    Itemsets of one size are handled as one (n, k) integer array: sorted within rows, filtered
+    (count >= min_count, defensive), ordered, and labelled with numpy fancy indexing. The order is
+    the same for every engine: length, decreasing count, then the item codes (which follow the
+    labels' order as strings).
+    """
+    K = len(enc.items)
+    labels = enc.items
+    cnt_all = np.asarray(counts, dtype=np.int64)
+    lens = np.fromiter(map(len, sets), dtype=np.int64, count=len(sets))
+    blocks = [(np.arange(K, dtype=np.int64)[:, None], enc.counts)]
+    top = int(lens.max()) if len(lens) else 1
+    if max_len is not None:
+        top = min(top, int(max_len))
+    for k in range(2, top + 1):
+        idx = np.flatnonzero(lens == k)
+        if len(idx) == 0:
+            continue
+        mat = np.array([sets[i] for i in idx], dtype=np.int64).reshape(len(idx), k)
+        mat.sort(axis=1)
+        blocks.append((mat, cnt_all[idx]))
+    itemsets: list[frozenset] = []
+    cnt_out, len_out = [], []
+    for mat, cnt in blocks:
+        keep = cnt >= enc.min_count
+        mat, cnt = mat[keep], cnt[keep]
+        order = np.lexsort(tuple(mat[:, j] for j in range(mat.shape[1] - 1, -1, -1)) + (-cnt,))
+        mat, cnt = mat[order], cnt[order]
+        itemsets.extend(map(frozenset, labels[mat].tolist()))
+        cnt_out.append(cnt)
+        len_out.append(np.full(len(cnt), mat.shape[1], dtype=np.int64))
+    col = np.empty(len(itemsets), dtype=object)
+    col[:] = itemsets
+    out = pd.DataFrame({"itemsets": col})
+    out["count"] = np.concatenate(cnt_out)
+    out["support"] = out["count"] / enc.n_baskets
+    out["length"] = np.concatenate(len_out)
+    return out[["itemsets", "support", "count", "length"]]
+
+
+def _raise_nothing_frequent(b: pd.DataFrame, n: int, min_support: float, min_count: int) -> None:
+    full = _encode(b, min_count=1)
+    if len(full.items) == 0:
+        raise AnalysisError(f"No items: all {n:,} baskets are empty. Check the data and the filters in step 2.")
+    j = int(np.argmax(full.counts))
+    top, name = int(full.counts[j]), full.items[j]
+    suggest = _nice_floor(top / n)
+    raise AnalysisError(
+        f"No item reaches min_support={min_support:g} (needs {min_count:,} of {n:,} baskets). The most frequent "
+        f"item, {name!r}, is in {top:,} baskets (support {top / n:.4g}). Lower min_support to at most "
+        f"{suggest:g}, e.g. min_support={_nice_floor(top / n / 5):g}.")
 
 
 def _mlxtend_association_rules(itemsets: pd.DataFrame, n_transactions: int, min_confidence: float) -> pd.DataFrame:
@@ -634,86 +1472,6 @@ def _mlxtend_association_rules(itemsets: pd.DataFrame, n_transactions: int, min_
         return _ar(itemsets[["support", "itemsets"]], **kwargs)
 
 
-def frequent_itemsets(baskets: pd.DataFrame | Sequence[Iterable[str]], min_support: float,
-                      max_len: int | None = DEFAULT_MAX_LEN, *,
-                      max_itemsets: int = DEFAULT_MAX_ITEMSETS) -> pd.DataFrame:
-    """Frequent itemsets with FP-growth (mlxtend) on a sparse one-hot encoding.
-
-    Parameters
-    ----------
-    baskets : DataFrame or list of lists
-        Long basket table or list of baskets.
-    min_support : float
-        Minimum share of baskets; an itemset is frequent when
-        ``count >= ceil(min_support * n_baskets)`` (inclusive, as in arules).
-    max_len : int or None
-        Largest itemset size (arules' ``maxlen``, default 10). None = no limit.
-    max_itemsets : int
-        Memory guard: if the projected number of itemsets exceeds it, an
-        :class:`~ecrm_research.exceptions.AnalysisError` says which threshold to raise.
-
-    Returns
-    -------
-    DataFrame
-        ``itemsets`` (frozenset), ``support``, ``count``, ``length``; sorted by length, then by
-        decreasing support. ``attrs['n_transactions']`` holds the number of baskets.
-
-    Raises
-    ------
-    AnalysisError
-        No item reaches ``min_support`` (the message gives the largest item support and a
-        threshold that would work) or the projected itemset count exceeds ``max_itemsets``.
-
-    Notes
-    -----
-    support(X) = |{baskets ⊇ X}| / n. Memory guard: the upper bound of
-    :func:`estimate_itemset_count` is computed first; when it is above ``max_itemsets`` (the bound is
-    loose when a few baskets are large) FP-growth runs as a generator that stops once
-    ``max_itemsets`` is exceeded, and the error quotes the bound.
-    """
-    b = _check_long(baskets)
-    n = int(b["basket_id"].nunique())
-    if n == 0:
-        raise AnalysisError("No baskets: the basket table is empty. Check the data and the filters in step 2.")
-    if max_len is not None and int(max_len) < 1:
-        raise ParameterError(f"max_len={max_len!r} must be >= 1 (items per itemset; a rule needs 2).")
-    min_count = _min_count(min_support, n)
-    X, items, _, all_counts = _sparse_matrix(b, min_count)
-    if len(items) == 0:
-        top = int(all_counts.max()) if len(all_counts) else 0
-        top_item = b["item"].dropna().value_counts()
-        name = top_item.index[0] if len(top_item) else None
-        if top == 0:
-            raise AnalysisError(f"No items: all {n:,} baskets are empty. Check the data and the filters in step 2.")
-        suggest = _nice_floor(top / n)
-        raise AnalysisError(
-            f"No item reaches min_support={min_support:g} (needs {min_count:,} of {n:,} baskets). The most frequent "
-            f"item, {name!r}, is in {top:,} baskets (support {top / n:.4g}). Lower min_support to at most "
-            f"{suggest:g}, e.g. min_support={_nice_floor(top / n / 5):g}.")
-    onehot = _sparse_frame(X, [str(c) for c in items])
-    label = {str(c): c for c in items}
-    mlx_support = (min_count - 0.5) / n  # exact integer threshold inside mlxtend (it uses ceil(min_support*n))
-    per_basket = np.diff(X.indptr)
-    bound = estimate_itemset_count(per_basket, len(items), min_count, max_len)
-    L = len(items) if max_len is None else int(max_len)
-    if bound <= max_itemsets:
-        fi = _mlxtend_fpgrowth(onehot, mlx_support, L)
-    else:
-        # the bound is loose when a few baskets are large: mine, but stop at max_itemsets
-        fi = _mlxtend_fpgrowth(onehot, mlx_support, L, limit=max_itemsets)
-        if fi is None:
-            raise _too_many(bound, max_itemsets, min_support, max_len, n, len(items))
-    out = pd.DataFrame({"itemsets": [frozenset(label[i] for i in s) for s in fi["itemsets"]]})
-    out["count"] = np.rint(fi["support"].to_numpy() * n).astype("int64")
-    out["support"] = out["count"] / n
-    out["length"] = out["itemsets"].map(len).astype("int64")
-    out = out[["itemsets", "support", "count", "length"]]
-    out = out.sort_values(["length", "count"], ascending=[True, False], kind="stable").reset_index(drop=True)
-    out.attrs["n_transactions"] = n
-    out.attrs["min_count"] = min_count
-    return out
-
-
 def _nice_floor(x: float) -> float:
     """Round x down to 1 or 2 significant digits (for suggested thresholds)."""
     if x <= 0:
@@ -723,18 +1481,46 @@ def _nice_floor(x: float) -> float:
 
 
 def _too_many(projected: float, limit: int, min_support: float, max_len: int | None, n: int,
-              m: int) -> AnalysisError:
+              m: int, *, exact: bool = False) -> AnalysisError:
     lower = "" if max_len is None or max_len <= 2 else f" or lower max_len (now {max_len}, e.g. max_len={max(2, min(4, max_len - 1))})"
     nolen = " or set max_len (e.g. max_len=4)" if max_len is None else ""
+    found = (f"there are {int(projected):,} frequent itemsets, more than max_itemsets={limit:,} (a memory guard)"
+             if exact else
+             f"mining found more than max_itemsets={limit:,} itemsets (a memory guard) and stopped; the projection "
+             f"from the frequent-item counts per basket is up to {int(projected):,}")
     err = AnalysisError(
         f"Too many frequent itemsets: at min_support={min_support:g} ({m:,} frequent items in {n:,} baskets) "
-        f"mining found more than max_itemsets={limit:,} itemsets (a memory guard) and stopped; the projection "
-        f"from the frequent-item counts per basket is up to {int(projected):,}. Raise min_support (e.g. "
+        f"{found}. Raise min_support (e.g. "
         f"min_support={_nice_floor(min_support * 2):g}){lower}{nolen}, or raise max_itemsets if you have the memory.")
     err.projected = int(projected)
     err.limit = int(limit)
     return err
 
+
+def synthetic_baskets(n_baskets: int, n_items: int = 10_000, mean_size: float = 4.0, *,
+                      zipf_exponent: float = 1.0, seed: int = 0) -> pd.DataFrame:
+    """Random baskets with Zipf item popularity, for benchmarks and scale tests.
+
+    Basket sizes are 1 + Poisson(mean_size − 1); items are drawn with probability ∝ 1/rank^s
+    (``s = zipf_exponent``); an item drawn twice in a basket counts once, so baskets hold
+    slightly fewer than ``mean_size`` distinct items on average.
+
+    Returns
+    -------
+    DataFrame
+        Long basket table: ``basket_id`` (int64, sorted), ``item`` (str such as ``'i00042'``,
+        object dtype, as read from a CSV).
+    """
+    rng = np.random.default_rng(seed)
+    sizes = 1 + rng.poisson(max(mean_size - 1.0, 0.0), int(n_baskets))
+    p = 1.0 / np.arange(1, n_items + 1, dtype=float) ** zipf_exponent
+    p /= p.sum()
+    codes = rng.choice(n_items, size=int(sizes.sum()), p=p)
+    bid = np.repeat(np.arange(int(n_baskets), dtype=np.int64), sizes)
+    key = np.unique(bid * n_items + codes)  # distinct items per basket, sorted by basket
+    width = len(str(n_items - 1))
+    labels = np.array([f"i{i:0{width}d}" for i in range(n_items)], dtype=object)
+    return pd.DataFrame({"basket_id": key // n_items, "item": labels[key % n_items]})
 
 # ---------------------------------------------------------------------------------------------
 # rules
@@ -881,7 +1667,11 @@ class RuleMiningResult:
     summary : DataFrame
         Tidy ``measure, value`` table (baskets, items, itemsets by size, rules by length...).
     seconds : float
-        Wall time of itemset + rule mining.
+        Wall time of itemset + rule mining (including the encoding of the baskets).
+    engine : str
+        The mining engine that ran (``'fim'``, ``'mlxtend'`` or ``'spark'``).
+    timings : dict
+        Seconds per stage (encode baskets, mine itemsets, label itemsets, derive rules, ...).
     """
 
     itemsets: pd.DataFrame
@@ -890,6 +1680,8 @@ class RuleMiningResult:
     params: dict
     summary: pd.DataFrame
     seconds: float = 0.0
+    engine: str = ""
+    timings: dict = field(default_factory=dict)
 
     def rule_lengths(self) -> pd.Series:
         """Number of rules per rule length (antecedent + consequent items), as arules' summary."""
@@ -900,7 +1692,9 @@ def mine_rules(baskets: pd.DataFrame | Sequence[Iterable[str]], min_support: flo
                min_confidence: float = 0.5, max_len: int | None = DEFAULT_MAX_LEN, *,
                min_lift: float | None = None, prune: bool = False, fisher: bool = False,
                p_adjust: str = "holm", semantics: str = "arules",
-               max_itemsets: int = DEFAULT_MAX_ITEMSETS) -> RuleMiningResult:
+               max_itemsets: int = DEFAULT_MAX_ITEMSETS, engine: str = "auto",
+               spark_master: str | None = None, spark_conf: Mapping[str, str] | None = None,
+               max_memory_gb: float | None = None, progress: bool = False) -> RuleMiningResult:
     """Mine frequent itemsets and association rules in one call.
 
     Parameters
@@ -920,28 +1714,43 @@ def mine_rules(baskets: pd.DataFrame | Sequence[Iterable[str]], min_support: flo
         Multiple-testing correction for ``fisher`` (statsmodels ``multipletests`` method).
     semantics : {'arules', 'mlxtend'}
     max_itemsets : int
-        Memory guard, see :func:`frequent_itemsets`.
+        Guard on the number of itemsets, see :func:`frequent_itemsets`.
+    engine, spark_master, spark_conf, max_memory_gb :
+        Mining engine and memory guard, see :func:`frequent_itemsets`. The rules do not depend
+        on the engine: they are derived from the itemset counts by :func:`association_rules`.
+    progress : bool
+        Stage-level tqdm progress bar on stderr.
 
     Examples
     --------
     R: ``apriori(Groceries, parameter = list(supp = 0.001, conf = 0.8))`` gives 410 rules;
-    ``mine_rules(groceries, 0.001, 0.8)`` gives the same 410.
+    ``mine_rules(groceries, 0.001, 0.8)`` gives the same 410 with every engine.
     """
     import time
 
     t0 = time.perf_counter()
     b = _check_long(baskets)
-    fi = frequent_itemsets(b, min_support, max_len, max_itemsets=max_itemsets)
-    n = int(fi.attrs["n_transactions"])
-    rules = association_rules(fi, n, min_confidence, min_lift=min_lift, semantics=semantics)
-    n_all = len(rules)
-    if prune and len(rules):
-        rules = rules[~is_redundant(rules)].reset_index(drop=True)
-    if fisher:
-        rules = fisher_test(rules, n, method=p_adjust)
+    eng = resolve_engine(engine, spark_master)
+    stages = _Stages(progress, total=4 + bool(prune) + bool(fisher), desc=f"association rules ({eng})")
+    try:
+        fi = _frequent_itemsets(b, min_support, max_len, max_itemsets, eng, spark_master, spark_conf,
+                                max_memory_gb, stages)
+        n = int(fi.attrs["n_transactions"])
+        stages.stage("derive rules")
+        rules = association_rules(fi, n, min_confidence, min_lift=min_lift, semantics=semantics)
+        n_all = len(rules)
+        if prune:
+            stages.stage("prune redundant rules")
+            if len(rules):
+                rules = rules[~is_redundant(rules)].reset_index(drop=True)
+        if fisher:
+            stages.stage("Fisher tests")
+            rules = fisher_test(rules, n, method=p_adjust)
+    finally:
+        stages.close()
     rules.attrs["n_transactions"] = n
     secs = time.perf_counter() - t0
-    rows = [("baskets", n), ("items", int(b["item"].nunique())),
+    rows = [("baskets", n), ("items", int(fi.attrs["n_items"])),
             ("frequent items", int((fi["length"] == 1).sum())),
             ("frequent itemsets", len(fi)), ("min_support count", int(fi.attrs["min_count"])),
             ("rules", n_all)]
@@ -953,8 +1762,10 @@ def mine_rules(baskets: pd.DataFrame | Sequence[Iterable[str]], min_support: flo
         rows.append((f"rules of length {k}", int(v)))
     summary = pd.DataFrame(rows, columns=["measure", "value"])
     params = {"min_support": min_support, "min_confidence": min_confidence, "max_len": max_len,
-              "min_lift": min_lift, "prune": prune, "semantics": semantics}
-    return RuleMiningResult(itemsets=fi, rules=rules, n_transactions=n, params=params, summary=summary, seconds=secs)
+              "min_lift": min_lift, "prune": prune, "semantics": semantics, "engine": eng,
+              "spark_master": spark_master if eng == "spark" else None}
+    return RuleMiningResult(itemsets=fi, rules=rules, n_transactions=n, params=params, summary=summary, seconds=secs,
+                            engine=eng, timings=dict(stages.timings))
 
 
 def is_redundant(rules: pd.DataFrame, measure: str = "confidence") -> pd.Series:

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ecrm_research.paths import MAPPINGS_DIR, NOTEBOOKS_DIR
-from ecrm_research.association import RULE_COLUMNS
+from ecrm_research.association import RULE_COLUMNS, resolve_engine
 
 NB = NOTEBOOKS_DIR / "01_association_rules.ipynb"
 HEADINGS = ["## 1 Define the problem", "## 2 Prepare the data", "## 3 Apply the algorithm",
@@ -22,7 +22,8 @@ def test_notebook_is_commit_ready():
     assert nb.metadata["language_info"]["name"] == "python"
     params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(params) == 1
-    for name in ("data = None", "data_format = None", "mapping = None", "out_dir = None", "seed = 42"):
+    for name in ("data = None", "data_format = None", "mapping = None", "out_dir = None", "seed = 42",
+                 'engine = "auto"', "spark_master = None", "max_memory_gb = None"):
         assert name in params[0].source
     md = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     for h in HEADINGS:
@@ -56,6 +57,7 @@ def test_notebook_on_sample_finds_planted_bundles(run_nb, sample_dir):
     out = run_nb("association", data=str(sample_dir),
                  params={"min_support": 0.01, "min_confidence": 0.3, "max_len": 3})
     rules, pq, f = _check_common(out)
+    assert f["engine"] == resolve_engine("auto")  # the notebook reports the engine that ran
     found = {(frozenset(a), frozenset(c)): lift for a, c, lift in
              pq[["antecedents", "consequents", "lift"]].itertuples(index=False)}
     for rule in PLANTED["association"]["rules"]:
@@ -74,10 +76,13 @@ def test_notebook_on_sample_finds_planted_bundles(run_nb, sample_dir):
 @pytest.mark.notebook
 @pytest.mark.realdata
 def test_notebook_on_groceries_matches_arules(run_nb, groceries_csv):
-    """R: apriori(Groceries, parameter = list(supp = 0.001, conf = 0.8)): 410 rules, top lift 11.23527."""
+    """R: apriori(Groceries, parameter = list(supp = 0.001, conf = 0.8)): 410 rules, top lift 11.23527.
+
+    Run on the reference engine (mlxtend); the sample run above uses engine="auto"."""
     out = run_nb("association", data=str(groceries_csv), data_format="baskets",
-                 params={"min_support": 0.001, "min_confidence": 0.8, "max_len": 10})
+                 params={"min_support": 0.001, "min_confidence": 0.8, "max_len": 10, "engine": "mlxtend"})
     rules, _, f = _check_common(out)
+    assert f["engine"] == "mlxtend" and f["parameters"]["engine"] == "mlxtend"
     assert len(rules) == 410
     assert rules["lift"].max() == pytest.approx(11.23527, abs=1e-5)
     assert rules.iloc[0]["antecedents"] == "liquor|red/blush wine" and rules.iloc[0]["consequents"] == "bottled beer"
