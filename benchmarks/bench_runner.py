@@ -16,6 +16,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import tempfile
 import time
@@ -35,6 +36,20 @@ def _trivial_notebook(path: Path, kernel: str) -> None:
     nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
     nb.metadata["language_info"] = {"name": "python"}
     nbformat.write(nb, path)
+
+
+def _cell_times(nb_path: Path) -> list[tuple[float, str]]:
+    """(seconds, first code line) of every executed cell, from papermill's cell metadata."""
+    import nbformat
+
+    nb = nbformat.read(str(nb_path), as_version=4)
+    out = []
+    for c in nb.cells:
+        d = c.get("metadata", {}).get("papermill", {}).get("duration")
+        if c.cell_type == "code" and d is not None:
+            first = next((ln for ln in c.source.splitlines() if ln.strip() and not ln.startswith("#")), "")
+            out.append((float(d), first.strip()[:38]))
+    return out
 
 
 def floor(n: int, tmp: Path, kernel: str) -> list[float]:
@@ -67,8 +82,18 @@ def main(argv: list[str] | None = None) -> int:
             results = runner.run_all("all", data=args.data, out=tmp / "reports", progress=False)
             total = time.perf_counter() - t
             print(f"ecrm run all ({len(results)} notebooks, data={args.data or 'bundled sample'}): {total:.1f} s")
+            print(f"  {'notebook':14} {'status':6} {'exec s':>7} {'kernel+':>8} {'cells':>6} {'render':>7} {'pdf':>5}"
+                  "   slowest cells (s)")
             for r in results:
-                print(f"  {r.name:14} {r.status:6} {r.seconds:6.1f} s" + (f"  {r.error}" if r.error else ""))
+                run = json.loads((r.out_dir / "run.json").read_text())
+                cells = _cell_times(r.notebook)
+                in_cells = sum(c for c, _ in cells)
+                top = ", ".join(f"{src} {c:.1f}" for c, src in sorted(cells, reverse=True)[:3])
+                print(f"  {r.name:14} {r.status:6} {r.seconds:7.1f} {r.seconds - in_cells:8.1f} {in_cells:6.1f} "
+                      f"{run.get('render_seconds') or 0:7.1f} {(run.get('pdf') or {}).get('seconds', 0):5.1f}   {top}"
+                      + (f"  {r.error}" if r.error else ""))
+            print("  (kernel+ = execution time outside the cells: kernel start, imports in exec_lines, shutdown; "
+                  "pdf is printed while the next notebook runs)")
         ft = floor(len(names), tmp, kernel)
         print(f"papermill floor ({len(ft)} trivial notebooks, kernel {kernel}): {sum(ft):.1f} s")
         for i, s in enumerate(ft):

@@ -16,13 +16,50 @@ import pandas as pd
 from .exceptions import AnalysisError
 
 
+def _completed_mask(status: pd.Series) -> np.ndarray:
+    """``status == 'completed'`` as a bool array (a categorical is compared on its categories)."""
+    if isinstance(status.dtype, pd.CategoricalDtype):
+        hit = np.asarray(status.cat.categories.astype(str) == "completed", dtype=bool)
+        codes = status.cat.codes.to_numpy()
+        return np.r_[hit, False][codes]  # code -1 (missing) reads the last slot
+    return np.asarray((status.astype("string") == "completed").fillna(False), dtype=bool)
+
+
 def _completed_orders(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     orders = tables["orders"]
-    done = orders[orders["status"].astype("string") == "completed"]
+    done = orders[_completed_mask(orders["status"])]
     if done.empty:
         raise AnalysisError("No completed orders in the data: nothing to describe. "
                             f"Order statuses present: {orders['status'].value_counts().to_dict()}.")
     return done
+
+
+class _Coded:
+    """Completed orders as integer arrays: customer code, month ordinal, value, time.
+
+    Every group-by below is a ``bincount`` / sort on these integers instead of a pandas
+    group-by on id strings (2.7 s → a fraction on 1 million lines).
+    """
+
+    def __init__(self, tables: dict[str, pd.DataFrame], *, values: bool = True):
+        from .schema import key_codes, key_positions
+
+        done = _completed_orders(tables)
+        self.orders = done
+        self.n = len(done)
+        self.cust, self.cust_ids = key_codes(done["customer_id"], sort=False)  # -1 = no customer
+        ts = done["ordered_at"].to_numpy("datetime64[ns]")
+        self.ts = ts
+        self.month = ts.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+        self.value = np.zeros(self.n)
+        self.items_pos = None
+        if values and "order_items" in tables:
+            items = tables["order_items"]
+            pos = key_positions(items["order_id"], done["order_id"])
+            self.items_pos = pos
+            v = items["quantity"].to_numpy(float, na_value=np.nan) * items["unit_price"].to_numpy(float, na_value=np.nan)
+            ok = (pos >= 0) & ~np.isnan(v)
+            self.value = np.bincount(pos[ok], weights=v[ok], minlength=self.n)
 
 
 def order_values(tables: dict[str, pd.DataFrame]) -> pd.Series:
@@ -38,29 +75,43 @@ def summary_statistics(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     Counts customers with at least one completed order, orders, lines, products, revenue,
     average order value, items per order, orders per customer and the date range.
     """
-    orders = _completed_orders(tables)
+    c = _Coded(tables)
+    orders = c.orders
     items = tables["order_items"]
-    items = items[items["order_id"].isin(orders["order_id"])]
-    values = order_values({"order_items": items})
-    n_orders = len(orders)
-    per_customer = orders.groupby("customer_id", observed=True).size()
+    in_done = c.items_pos >= 0
+    n_lines = int(in_done.sum())
+    lines_per_order = np.bincount(c.items_pos[in_done], minlength=c.n)
+    values = c.value[lines_per_order > 0]  # orders without lines have no value (as a group-by on lines)
+    n_orders = c.n
+    has = c.cust >= 0
+    per_customer = np.bincount(c.cust[has], minlength=len(c.cust_ids))
+    pid = items["product_id"]
+    from .schema import _int_codes
+
+    pcodes, _ = _int_codes(pid[in_done].reset_index(drop=True)) if n_lines else (np.zeros(0, np.int64), 0)
+    n_products = len(np.unique(pcodes[np.asarray(pid[in_done].notna(), dtype=bool)])) if n_lines else 0
     rows = [
         ("customers with a completed order", per_customer.size),
         ("customers in the customer table", len(tables["customers"]) if "customers" in tables else np.nan),
         ("completed orders", n_orders),
-        ("order lines", len(items)),
-        ("distinct products ordered", items["product_id"].nunique()),
+        ("order lines", n_lines),
+        ("distinct products ordered", n_products),
         ("revenue", float(values.sum())),
-        ("average order value", float(values.mean())),
-        ("median order value", float(values.median())),
-        ("lines per order", len(items) / n_orders),
+        ("average order value", float(values.mean()) if len(values) else np.nan),
+        ("median order value", float(np.median(values)) if len(values) else np.nan),
+        ("lines per order", n_lines / n_orders),
         ("orders per customer (mean)", float(per_customer.mean())),
-        ("orders per customer (median)", float(per_customer.median())),
+        ("orders per customer (median)", float(np.median(per_customer))),
         ("share of one-time buyers", float((per_customer == 1).mean())),
         ("first order", orders["ordered_at"].min()),
         ("last order", orders["ordered_at"].max()),
     ]
     return pd.DataFrame(rows, columns=["statistic", "value"])
+
+
+def _n_unique_pairs(a: np.ndarray, b: np.ndarray, nb: int) -> np.ndarray:
+    """Distinct (a, b) pairs as int64 ids ``a * nb + b``."""
+    return np.unique(a.astype(np.int64) * nb + b)
 
 
 def monthly_activity(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
@@ -73,23 +124,24 @@ def monthly_activity(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
         ``revenue``; one row per month between the first and last order (months without
         orders appear with zeros).
     """
-    orders = _completed_orders(tables)[["order_id", "customer_id", "ordered_at"]].copy()
-    orders["month"] = orders["ordered_at"].dt.to_period("M")
-    values = order_values(tables)
-    orders["value"] = orders["order_id"].map(values).fillna(0.0).to_numpy(float)
-    first = orders.groupby("customer_id", observed=True)["month"].min()
-    g = orders.groupby("month")
+    c = _Coded(tables)
+    lo, hi = int(c.month.min()), int(c.month.max())
+    m = c.month - lo
+    nm = hi - lo + 1
+    has = c.cust >= 0
+    nc = len(c.cust_ids)
+    pairs = _n_unique_pairs(m[has], c.cust[has], nc)
+    first = np.full(nc, nm, dtype=np.int64)
+    np.minimum.at(first, c.cust[has], m[has])
+    months = (np.arange(lo, hi + 1).astype("datetime64[M]")).astype("datetime64[ns]")
     out = pd.DataFrame({
-        "orders": g.size(),
-        "active_customers": g["customer_id"].nunique(),
-        "revenue": g["value"].sum(),
+        "month": months,
+        "orders": np.bincount(m, minlength=nm).astype(np.int64),
+        "active_customers": np.bincount(pairs // nc, minlength=nm).astype(np.int64),
+        "new_customers": np.bincount(first[first < nm], minlength=nm).astype(np.int64),
+        "revenue": np.bincount(m, weights=c.value, minlength=nm),
     })
-    out["new_customers"] = first.value_counts().reindex(out.index, fill_value=0)
-    full = pd.period_range(out.index.min(), out.index.max(), freq="M")
-    out = out.reindex(full, fill_value=0)
-    out.index = out.index.to_timestamp()
-    out.index.name = "month"
-    return out.reset_index()[["month", "orders", "active_customers", "new_customers", "revenue"]]
+    return out[["month", "orders", "active_customers", "new_customers", "revenue"]]
 
 
 def cohort_retention(tables: dict[str, pd.DataFrame], *, max_age: int | None = 12) -> pd.DataFrame:
@@ -106,30 +158,43 @@ def cohort_retention(tables: dict[str, pd.DataFrame], *, max_age: int | None = 1
         (active), ``cohort_size``, ``retention`` (= customers / cohort_size). Ages beyond the
         end of the data are absent rather than zero, so late cohorts are not penalised.
     """
-    orders = _completed_orders(tables)[["customer_id", "ordered_at"]].copy()
-    month = orders["ordered_at"].dt.to_period("M")
-    orders["month"] = month.dt.year * 12 + month.dt.month
-    first = orders.groupby("customer_id", observed=True)["month"].transform("min")
-    orders["cohort"] = first
-    orders["age"] = orders["month"] - first
-    active = orders.drop_duplicates(["customer_id", "age"]).groupby(["cohort", "age"]).size()
-    sizes = active.xs(0, level="age")
-    out = active.rename("customers").reset_index()
+    c = _Coded(tables, values=False)
+    has = c.cust >= 0
+    cust, month = c.cust[has], c.month[has]
+    nc = len(c.cust_ids)
+    first = np.full(nc, np.iinfo(np.int64).max, dtype=np.int64)
+    np.minimum.at(first, cust, month)
+    age = month - first[cust]
+    span = int(age.max()) + 1 if len(age) else 1
+    active_pairs = _n_unique_pairs(cust, age, span)          # (customer, age), each once
+    a_cust, a_age = active_pairs // span, active_pairs % span
+    cohort = first[a_cust]
+    lo = int(first[first < np.iinfo(np.int64).max].min())
+    key = np.unique((cohort - lo) * span + a_age, return_counts=True)
+    ck, counts = key
+    out = pd.DataFrame({"cohort": ck // span + lo, "age": (ck % span).astype(np.int64), "customers": counts.astype(np.int64)})
+    sizes = out.loc[out["age"] == 0].set_index("cohort")["customers"]
     out["cohort_size"] = out["cohort"].map(sizes)
     out["retention"] = out["customers"] / out["cohort_size"]
     if max_age is not None:
         out = out[out["age"] <= max_age]
-    # month ordinals (year*12 + month) back to month-start timestamps
-    out["cohort"] = pd.to_datetime(pd.DataFrame({"year": (out["cohort"] - 1) // 12,
-                                                 "month": (out["cohort"] - 1) % 12 + 1, "day": 1}))
+    out["cohort"] = out["cohort"].to_numpy().astype("datetime64[M]").astype("datetime64[ns]")
     return out.reset_index(drop=True)[["cohort", "age", "customers", "cohort_size", "retention"]]
 
 
 def purchase_gaps(tables: dict[str, pd.DataFrame]) -> pd.Series:
     """Days between consecutive completed orders of the same customer (repeat buyers only)."""
-    orders = _completed_orders(tables)[["customer_id", "ordered_at"]].sort_values(["customer_id", "ordered_at"])
-    gaps = orders.groupby("customer_id", observed=True)["ordered_at"].diff().dt.total_seconds() / 86400.0
-    return gaps.dropna().rename("gap_days").reset_index(drop=True)
+    c = _Coded(tables, values=False)
+    has = c.cust >= 0
+    cust, ts = c.cust[has], c.ts[has].view(np.int64)
+    # customers in order of their id, then time: the order a sort on (customer_id, ordered_at) gives
+    rank = np.empty(len(c.cust_ids), dtype=np.int64)
+    rank[np.argsort(np.asarray(c.cust_ids.astype(str), dtype=object), kind="stable")] = np.arange(len(c.cust_ids))
+    perm = np.lexsort((ts, rank[cust]))
+    cs, t = cust[perm], ts[perm]
+    same = cs[1:] == cs[:-1]
+    gaps = (t[1:] - t[:-1])[same] / (86400.0 * 1e9)
+    return pd.Series(gaps, name="gap_days")
 
 
 def suggest_inactivity_days(gaps: pd.Series, quantile: float = 0.9, *, round_to: int = 30) -> int:

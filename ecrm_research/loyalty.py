@@ -1065,6 +1065,41 @@ def _one_factor_reliability(cov: np.ndarray, n_iter: int = 50) -> float:
     return float(min((lam * sd).sum() ** 2 / total, 1.0))
 
 
+def _one_factor_reliability_batch(covs: np.ndarray, n_iter: int = 50) -> np.ndarray:
+    """:func:`_one_factor_reliability` for a stack of covariance matrices ``(B, k, k)``.
+
+    The same iteration run on all matrices at once (stacked ``eigh``); a matrix stops
+    iterating when it converges, exactly as the one-matrix version does.
+    """
+    B, k = covs.shape[0], covs.shape[-1]
+    if k == 1:
+        return np.ones(B)
+    total = covs.sum(axis=(1, 2))
+    if k == 2:
+        return 2 * (1 - np.trace(covs, axis1=1, axis2=2) / total)
+    sd = np.sqrt(np.diagonal(covs, axis1=1, axis2=2))
+    r = covs / (sd[:, :, None] * sd[:, None, :])
+    h = 1 - 1 / np.diagonal(np.linalg.pinv(r), axis1=1, axis2=2)
+    lam = np.zeros((B, k))
+    active = np.ones(B, dtype=bool)
+    diag = np.arange(k)
+    for _ in range(n_iter):
+        idx = np.flatnonzero(active)
+        if not len(idx):
+            break
+        rr = r[idx].copy()
+        rr[:, diag, diag] = h[idx]
+        w, v = np.linalg.eigh(rr)
+        lam_i = v[:, :, -1] * np.sqrt(np.maximum(w[:, -1], 0))[:, None]
+        h_new = np.clip(lam_i ** 2, 1e-4, 0.999)
+        conv = np.max(np.abs(h_new - h[idx]), axis=1) < 1e-6
+        h[idx] = h_new
+        lam[idx] = lam_i
+        active[idx[conv]] = False
+    lam = np.abs(lam)
+    return np.minimum((lam * sd).sum(axis=1) ** 2 / total, 1.0)
+
+
 @dataclass
 class _MedDesign:
     drivers: list[str]
@@ -1073,34 +1108,45 @@ class _MedDesign:
     outcome: str
 
 
-def _effects_from_cov(cov: np.ndarray, names: list[str], d: _MedDesign) -> dict[tuple[str, str], float]:
-    """Indirect/direct/total effects (unstandardized and standardized) from a covariance matrix."""
+def _effects_from_cov(cov: np.ndarray, names: list[str], d: _MedDesign) -> dict[tuple[str, str], Any]:
+    """Indirect/direct/total effects (unstandardized and standardized) from a covariance matrix.
+
+    ``cov`` may be one matrix ``(p, p)`` (values are floats) or a stack ``(B, p, p)`` (values
+    are arrays of length B: one bootstrap resample each, solved together).
+    """
+    single = cov.ndim == 2
+    cv = cov[None] if single else cov
     idx = {n: i for i, n in enumerate(names)}
-    sd = np.sqrt(np.diag(cov))
+    sd = np.sqrt(np.diagonal(cv, axis1=1, axis2=2))
     ia = [idx[x] for x in d.drivers]
     im, io = idx[d.mediator], idx[d.outcome]
-    a = np.linalg.solve(cov[np.ix_(ia, ia)], cov[ia, im]) if ia else np.array([])
+    a = (np.linalg.solve(cv[:, ia][:, :, ia], cv[:, ia, im][..., None])[..., 0] if ia
+         else np.zeros((cv.shape[0], 0)))
     ob = [im] + [idx[x] for x in d.direct]
-    bc = np.linalg.solve(cov[np.ix_(ob, ob)], cov[ob, io])
-    b = bc[0]
-    c = dict(zip(d.direct, bc[1:]))
+    bc = np.linalg.solve(cv[:, ob][:, :, ob], cv[:, ob, io][..., None])[..., 0]
+    b = bc[:, 0]
+    c = {x: bc[:, 1 + j] for j, x in enumerate(d.direct)}
+    zero = np.zeros(cv.shape[0])
     out = {}
     for j, x in enumerate(d.drivers):
-        ind = a[j] * b
-        dir_ = c.get(x, 0.0)
-        s = sd[idx[x]] / sd[io]
-        out.update({(x, "a"): a[j], (x, "a_std"): a[j] * sd[idx[x]] / sd[im],
+        ind = a[:, j] * b
+        dir_ = c.get(x, zero)
+        s = sd[:, idx[x]] / sd[:, io]
+        out.update({(x, "a"): a[:, j], (x, "a_std"): a[:, j] * sd[:, idx[x]] / sd[:, im],
                     (x, "indirect"): ind, (x, "indirect_std"): ind * s,
                     (x, "direct"): dir_, (x, "direct_std"): dir_ * s,
                     (x, "total"): ind + dir_, (x, "total_std"): (ind + dir_) * s})
     for x in d.direct:
         if x in d.drivers:
             continue
-        s = sd[idx[x]] / sd[io]
+        s = sd[:, idx[x]] / sd[:, io]
         out.update({(x, "direct"): c[x], (x, "direct_std"): c[x] * s, (x, "total"): c[x],
                     (x, "total_std"): c[x] * s})
-    out.update({(d.mediator, "direct"): b, (d.mediator, "direct_std"): b * sd[im] / sd[io],
-                (d.mediator, "total"): b, (d.mediator, "total_std"): b * sd[im] / sd[io]})
+    sm = sd[:, im] / sd[:, io]
+    out.update({(d.mediator, "direct"): b, (d.mediator, "direct_std"): b * sm,
+                (d.mediator, "total"): b, (d.mediator, "total_std"): b * sm})
+    if single:
+        return {k: float(v[0]) for k, v in out.items()}
     return out
 
 
@@ -1232,16 +1278,55 @@ def mediation_analysis(scores: pd.DataFrame, drivers: Sequence[str], mediator: s
         from tqdm.auto import tqdm
 
         it_range = tqdm(it_range, desc="bootstrap", unit="resample")
+    # Resamples are drawn in the same order as one at a time (same seed, same resamples); each
+    # resample costs one covariance matrix of [scores | items], and the reliabilities and path
+    # solves then run on the stacked matrices at once (numpy batched eigh/solve).
+    complete_blocks = blocks is not None and not any(np.isnan(b).any() for b in blocks)
+    complete = [~np.isnan(b).any(axis=1) for b in blocks] if blocks is not None else []
+    z = np.hstack([x] + list(blocks)) if complete_blocks else x
+    p = x.shape[1]
+    spans = np.cumsum([p] + [b.shape[1] for b in blocks]) if complete_blocks else None
     n_fail = 0
-    for i in it_range:
-        rows = rng.integers(0, n, n)
+    chunk = max(1, min(n_boot, 250))
+    done = 0
+    it = iter(it_range)
+    while done < n_boot:
+        ids = [i for _, i in zip(range(chunk), it)]
+        if not ids:
+            break
+        done += len(ids)
+        draws = [rng.integers(0, n, n) for _ in ids]
+        zc = np.stack([np.cov(z[r], rowvar=False) for r in draws])
+        covs = zc[:, :p, :p]
         try:
-            est = estimate(rows)
-        except np.linalg.LinAlgError:
-            n_fail += 1
-            continue
-        for m in methods:
-            boot[m][i] = [est[m][k] for k in keys]
+            est_c = _effects_from_cov(covs, names, design)
+            est = {"composite": est_c}
+            if blocks is not None:
+                if complete_blocks:
+                    rel_b = np.stack([_one_factor_reliability_batch(zc[:, spans[j]:spans[j + 1], spans[j]:spans[j + 1]])
+                                      if blocks[j].shape[1] > 1 else np.ones(len(ids)) for j in range(len(blocks))],
+                                     axis=1)
+                else:  # each construct's reliability from its own complete rows, as _true_score_cov does
+                    rel_b = np.ones((len(ids), len(blocks)))
+                    for j, (blk, ok) in enumerate(zip(blocks, complete)):
+                        if blk.shape[1] > 1:
+                            rel_b[:, j] = _one_factor_reliability_batch(
+                                np.stack([np.cov(blk[r[ok[r]]], rowvar=False) for r in draws]))
+                cov_t = covs.copy()
+                dg = np.arange(p)
+                cov_t[:, dg, dg] *= rel_b
+                est["disattenuated"] = _effects_from_cov(cov_t, names, design)
+            for m in methods:
+                boot[m][ids] = np.column_stack([est[m][k] for k in keys])
+        except np.linalg.LinAlgError:  # a singular resample in the chunk: fall back to one at a time
+            for i, rows in zip(ids, draws):
+                try:
+                    one = estimate(rows)
+                except np.linalg.LinAlgError:
+                    n_fail += 1
+                    continue
+                for m in methods:
+                    boot[m][i] = [one[m][k] for k in keys]
     if n_fail:
         warnings.warn(f"{n_fail} of {n_boot} bootstrap resamples were singular and skipped.", stacklevel=2)
     lo_q, hi_q = (1 - conf_level) / 2, 1 - (1 - conf_level) / 2

@@ -232,14 +232,35 @@ def _content_columns(df: pd.DataFrame, table: str) -> list[str]:
     return [c for c in df.columns if not (table == "order_items" and c in _NOT_CONTENT)]
 
 
-def _duplicate_rows(df: pd.DataFrame, table: str) -> pd.Series:
+def _duplicate_rows(df: pd.DataFrame, table: str, cache: dict | None = None) -> pd.Series:
     """Exact copies of an earlier row (first copy not marked)."""
     cols = _content_columns(df, table)
-    # categorical columns hash fine; object columns holding lists would not, so fall back to str
+    # integer codes per column (schema.duplicated); object columns holding lists do not hash,
+    # so fall back to their text
     try:
-        return df.duplicated(subset=cols, keep="first")
+        return pd.Series(schema.duplicated(df, cols, keep="first", cache=cache), index=df.index)
     except TypeError:
         return df[cols].astype(str).duplicated(keep="first")
+
+
+def _order_positions(tables: Mapping[str, pd.DataFrame], memo: dict) -> np.ndarray:
+    """Row of each order line's order in ``orders`` (-1: none), computed once per clean."""
+    if "order_pos" not in memo:
+        memo["order_pos"] = schema.key_positions(tables["order_items"]["order_id"], tables["orders"]["order_id"])
+    return memo["order_pos"]
+
+
+def _orphans(tables: Mapping[str, pd.DataFrame], table: str, column: str, memo: dict) -> pd.Series:
+    """:func:`schema.orphan_mask`, computed once per (table, column) in a report + clean."""
+    key = ("orphan", table, column)
+    if key not in memo:
+        if (table, column) == ("order_items", "order_id") and "orders" in tables:
+            child = tables[table][column]
+            memo[key] = pd.Series(np.asarray(child.notna(), dtype=bool) & (_order_positions(tables, memo) < 0),
+                                  index=child.index)
+        else:
+            memo[key] = schema.orphan_mask(dict(tables), table, column)
+    return memo[key]
 
 
 def _first(values: pd.Series, mask: pd.Series) -> Any:
@@ -283,7 +304,11 @@ def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Ite
     >>> quality_report(t).duplicates["duplicate_keys"].tolist()
     [1]
     """
-    codes = {str(c) for c in non_product_codes}
+    return _quality_report(tables, {str(c) for c in non_product_codes}, {})
+
+
+def _quality_report(tables: Mapping[str, pd.DataFrame], codes: set[str], memo: dict) -> QualityReport:
+    """:func:`quality_report`; ``memo`` keeps the order positions and orphan masks for :func:`clean`."""
     summary, missing, dups, ranges, orphans, dates = [], [], [], [], [], []
     for name, df in tables.items():
         spec = schema.TABLES.get(name)
@@ -292,15 +317,16 @@ def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Ite
             missing.append({"table": name, "column": col, "n_missing": int(n),
                             "share": float(n) / len(df) if len(df) else 0.0})
         key = list(spec.key) if spec else []
-        n_dup_key = int(df.duplicated(subset=key).sum()) if key and set(key) <= set(df.columns) else 0
-        n_dup_row = int(_duplicate_rows(df, name).sum()) if len(df.columns) else 0
+        cache: dict = {}  # integer codes of the columns, shared by the two duplicate checks
+        n_dup_key = int(schema.duplicated(df, key, cache=cache).sum()) if key and set(key) <= set(df.columns) else 0
+        n_dup_row = int(_duplicate_rows(df, name, cache).sum()) if len(df.columns) else 0
         dups.append({"table": name, "key": ", ".join(key), "duplicate_keys": n_dup_key,
                      "duplicate_rows": n_dup_row})
         n_orph = 0
         for col, (parent, pcol) in (spec.foreign_keys.items() if spec else ()):
             if col not in df.columns or parent not in tables:
                 continue
-            m = schema.orphan_mask(dict(tables), name, col)
+            m = _orphans(tables, name, col, memo)
             n_orph = max(n_orph, int(m.sum()))
             orphans.append({"table": name, "column": col, "parent": f"{parent}.{pcol}", "n_rows": int(m.sum()),
                             "example": _first(df[col], m)})
@@ -317,7 +343,7 @@ def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Ite
             m = fn(s).fillna(False).astype(bool)
             ranges.append({"table": table, "column": col, "check": check, "n_rows": int(m.sum()),
                            "example": _first(s, m)})
-    statuses = _status_counts(tables)
+    statuses = _status_counts(tables, memo)
     non_product = _non_product(tables, codes)
     return QualityReport(
         summary=pd.DataFrame(summary, columns=["table", "rows", "columns", "missing_cells", "duplicate_keys",
@@ -332,7 +358,7 @@ def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Ite
     )
 
 
-def _status_counts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _status_counts(tables: Mapping[str, pd.DataFrame], memo: dict | None = None) -> pd.DataFrame:
     cols = ["status", "n_orders", "n_lines", "share_orders"]
     orders = tables.get("orders")
     if orders is None or "status" not in orders.columns:
@@ -342,7 +368,7 @@ def _status_counts(tables: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
     n_lines = pd.Series(0, index=n_orders.index)
     items = tables.get("order_items")
     if items is not None and "order_id" in items.columns:
-        pos = schema.key_positions(items["order_id"], orders["order_id"])
+        pos = _order_positions(tables, memo if memo is not None else {})
         scode, slevels = pd.factorize(status)
         per_level = np.bincount(scode[pos[pos >= 0]], minlength=len(slevels))
         line_counts = pd.Series(per_level, index=pd.Index(slevels, dtype=object))
@@ -440,9 +466,9 @@ def _bool(s: pd.Series | np.ndarray) -> np.ndarray:
     return np.asarray(pd.Series(s).fillna(False), dtype=bool)
 
 
-def _order_reasons(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy) -> np.ndarray:
+def _order_reasons(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy, memo: dict) -> np.ndarray:
     orders = tables["orders"]
-    conds = [("orphan_key", _bool(schema.orphan_mask(dict(tables), "orders", "customer_id")))]
+    conds = [("orphan_key", _bool(_orphans(tables, "orders", "customer_id", memo)))]
     if policy.drop_missing_customer:
         conds.append(("missing_customer", _bool(orders["customer_id"].isna())))
     if policy.drop_cancelled:
@@ -460,13 +486,13 @@ def _equals(series: pd.Series, value: str) -> np.ndarray:
 
 
 def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, order_pos: np.ndarray,
-                  policy: CleaningPolicy, codes: set[str]) -> np.ndarray:
+                  policy: CleaningPolicy, codes: set[str], memo: dict) -> np.ndarray:
     items = tables["order_items"]
     # the order's own reason, cascaded; a line whose order does not exist is an orphan
     inherited = np.where(order_pos >= 0, order_reason[np.maximum(order_pos, 0)], _CODE["orphan_key"])
     orphan = inherited == _CODE["orphan_key"]
     if "products" in tables:
-        orphan |= _bool(schema.orphan_mask(dict(tables), "order_items", "product_id"))
+        orphan |= _bool(_orphans(tables, "order_items", "product_id", memo))
     conds = [("orphan_key", orphan)]
     for reason in ("missing_customer", "cancelled"):
         conds.append((reason, inherited == _CODE[reason]))
@@ -545,12 +571,13 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
                           "orders and order_items (load them with io.load_dataset).", column=missing[0])
     codes = {str(c) for c in non_product_codes}
     tables = {k: v.reset_index(drop=True) for k, v in tables.items()}
-    report = quality_report(tables, non_product_codes=codes)
+    memo: dict = {}  # order positions and orphan masks, computed once for the report and the cleaning
+    report = _quality_report(tables, codes, memo)
     orders, items = tables["orders"], tables["order_items"]
 
-    order_reason = _order_reasons(tables, policy)
-    order_pos = schema.key_positions(items["order_id"], orders["order_id"])
-    item_reason = _item_reasons(tables, order_reason, order_pos, policy, codes)
+    order_reason = _order_reasons(tables, policy, memo)
+    order_pos = _order_positions(tables, memo)
+    item_reason = _item_reasons(tables, order_reason, order_pos, policy, codes, memo)
 
     # orders that had lines but kept none of them
     has_order = order_pos >= 0
@@ -561,7 +588,7 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
 
     reasons: dict[str, np.ndarray] = {"orders": order_reason, "order_items": item_reason}
     if "service_contacts" in tables:
-        m = _bool(schema.orphan_mask(tables, "service_contacts", "customer_id"))
+        m = _bool(_orphans(tables, "service_contacts", "customer_id", memo))
         reasons["service_contacts"] = np.where(m, _CODE["orphan_key"], _KEPT).astype(np.int8)
 
     def cust_of_line(rows: np.ndarray) -> np.ndarray:  # only for the quarantined lines

@@ -24,7 +24,7 @@ import os
 import re
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -99,6 +99,8 @@ class RunResult:
     out_dir: Path
     error: str | None = None
     seconds: float = 0.0
+    #: future of a PDF still printing (``run_all`` prints while the next notebook runs); None when done
+    pending: Any = field(default=None, repr=False, compare=False)
 
     @property
     def ok(self) -> bool:
@@ -413,6 +415,7 @@ def run_notebook(
     notebooks_dir: str | Path | None = None,
     render: bool = True,
     pdf: bool | None = None,
+    pdf_executor: Any = None,
 ) -> RunResult:
     """Execute one analysis notebook with papermill and render its HTML reports.
 
@@ -443,6 +446,11 @@ def run_notebook(
         Also print ``report.pdf`` from the reader report with headless Chromium (see
         :mod:`ecrm_research.pdf`). None (default) = yes unless ``ECRM_PDF=0``. Without Chromium
         the PDF is skipped and ``run.json["pdf"]`` says why; the HTML reports are unaffected.
+    pdf_executor : concurrent.futures.Executor, optional
+        Print the PDF there instead of waiting for it (:func:`run_all` passes a one-thread
+        executor, so Chromium prints a report while the next notebook runs). ``run.json`` is
+        written at once with ``pdf.status = 'pending'`` and rewritten when the PDF is done; the
+        future is kept in ``RunResult.pending``. Wait for it before reading ``run.json``.
 
     Returns
     -------
@@ -516,10 +524,12 @@ def run_notebook(
         "pdf": None,
     }
     if render and nb_out.exists():
+        t_render = time.perf_counter()
         try:
             render_reports(nb_out, out_dir, title=name)
         except Exception as exc:  # a broken render must not hide the run result
             record["render_error"] = _short_error(exc)
+        record["render_seconds"] = round(time.perf_counter() - t_render, 3)
         if pdf is None:
             pdf = os.environ.get("ECRM_PDF", "1").strip().lower() not in ("0", "no", "false", "off")
         if not pdf:
@@ -528,9 +538,22 @@ def run_notebook(
         elif (out_dir / "report.html").is_file():
             from .pdf import print_pdf
 
-            record["pdf"] = print_pdf(out_dir / "report.html", out_dir / "report.pdf").to_dict()
-    (out_dir / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+            if pdf_executor is None:
+                record["pdf"] = print_pdf(out_dir / "report.html", out_dir / "report.pdf").to_dict()
+            else:
+                record["pdf"] = {"status": "pending", "path": None, "reason": "printing", "seconds": 0.0}
+
+                def _print_and_record() -> None:
+                    record["pdf"] = print_pdf(out_dir / "report.html", out_dir / "report.pdf").to_dict()
+                    _write_run_json(out_dir, record)
+
+                result.pending = pdf_executor.submit(_print_and_record)
+    _write_run_json(out_dir, record)
     return result
+
+
+def _write_run_json(out_dir: Path, record: Mapping[str, Any]) -> None:
+    (out_dir / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
 
 
 # --------------------------------------------------------------------------- rendering
@@ -564,8 +587,6 @@ def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | No
     LaTeX) are dropped, so each HTML file stands alone and opens offline.
     """
     import nbformat
-    from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
 
     nb_path = Path(notebook)
     out_dir = Path(out_dir)
@@ -578,6 +599,30 @@ def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | No
     keep_mathjax = _has_math(nb)
     paths = {"reader": out_dir / "report.html", "student": out_dir / "report_student.html"}
     for kind, target in paths.items():
+        exporter = _exporter(kind)
+        body, _ = exporter.from_notebook_node(
+            nb, resources={"metadata": {"name": name, "path": str(nb_path.parent)}}
+        )
+        body = _self_contained(body, keep_mathjax=keep_mathjax)
+        if css:
+            body = body.replace("</head>", f'<style id="ecrm-report-css">\n{css}\n</style>\n</head>', 1)
+        target.write_text(body, encoding="utf-8")
+    return paths
+
+
+_EXPORTERS: dict[str, Any] = {}
+
+
+def _exporter(kind: str) -> Any:
+    """The HTML exporter for ``'reader'`` or ``'student'`` reports, built once per process.
+
+    Building one loads and compiles nbconvert's Jinja templates (about half a second); the
+    exporters hold no per-notebook state, so ``run_all`` reuses them for every notebook.
+    """
+    if kind not in _EXPORTERS:
+        from nbconvert import HTMLExporter
+        from nbconvert.preprocessors import TagRemovePreprocessor
+
         exporter = HTMLExporter(
             exclude_input=(kind == "reader"),
             exclude_input_prompt=(kind == "reader"),
@@ -590,14 +635,8 @@ def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | No
             enabled=True,
         )
         exporter.register_preprocessor(tags, enabled=True)
-        body, _ = exporter.from_notebook_node(
-            nb, resources={"metadata": {"name": name, "path": str(nb_path.parent)}}
-        )
-        body = _self_contained(body, keep_mathjax=keep_mathjax)
-        if css:
-            body = body.replace("</head>", f'<style id="ecrm-report-css">\n{css}\n</style>\n</head>', 1)
-        target.write_text(body, encoding="utf-8")
-    return paths
+        _EXPORTERS[kind] = exporter
+    return _EXPORTERS[kind]
 
 
 _MATH_RE = re.compile(r"(?<!\\)\$[^$\n]+?(?<!\\)\$|\\\(|\\\[|\\begin\{")
@@ -704,16 +743,26 @@ def run_all(
                 f"{', '.join(map(repr, nobody))}. Declared parameters: {', '.join(allowed)}.",
                 allowed=allowed,
             )
+    from concurrent.futures import ThreadPoolExecutor
+
     root = Path(out).expanduser().resolve() if out is not None else REPORTS_DIR
     run_date = datetime.now().astimezone()
     results: list[RunResult] = []
-    for n in order:
-        own = {k: v for k, v in given.items() if k in declared[n]}
-        res = run_notebook(n, params=own, out=root, timeout=timeout, progress=progress,
-                           notebooks_dir=notebooks_dir, pdf=pdf)
-        results.append(res)
-        if on_result is not None:
-            on_result(res)
+    # Chromium prints notebook i's PDF while notebook i+1 executes (one PDF at a time)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecrm-pdf") as printer:
+        try:
+            for n in order:
+                own = {k: v for k, v in given.items() if k in declared[n]}
+                res = run_notebook(n, params=own, out=root, timeout=timeout, progress=progress,
+                                   notebooks_dir=notebooks_dir, pdf=pdf, pdf_executor=printer)
+                results.append(res)
+                if on_result is not None:
+                    on_result(res)
+        finally:
+            for res in results:
+                if res.pending is not None:
+                    res.pending.result()
+                    res.pending = None
     shown = {k: (_absolute(v) if k in _PATH_PARAMS else v) for k, v in given.items()}
     write_manifest(root, results, names=order, data=shown.get("data"), data_format=shown.get("data_format"),
                    mapping=shown.get("mapping"),

@@ -25,7 +25,7 @@ NOTEBOOKS = {
     "segmentation": "04_segmentation.ipynb",
 }
 MIN_EXERCISES = 3
-PENDING = {"association": "exercises for 01 pending"}
+PENDING: dict[str, str] = {}
 
 
 def _read(name):

@@ -511,3 +511,45 @@ def test_clean_reconciles_on_edge_cases():
     lines = q[q["table"] == "order_items"]
     assert (lines.loc[lines["order_id"] == "missing-order", "reason"] == "orphan_key").all()
     assert len(res.tables["order_items"]) + len(lines) == len(t["order_items"])
+
+
+def test_duplicated_on_integer_codes_matches_pandas():
+    """schema.duplicated (integer codes + one hash pass) == DataFrame.duplicated, NaN equal to NaN."""
+    rng = np.random.default_rng(3)
+    n = 5_000
+    df = pd.DataFrame({
+        "a": pd.Series(rng.integers(0, 900, n).astype(str)).astype(schema.ID),
+        "b": rng.integers(0, 3, n),
+        "c": rng.integers(0, 4, n).astype(float),
+        "d": pd.Categorical(rng.choice(["x", "y", None], n)),
+    })
+    df.loc[::7, "a"] = pd.NA
+    df.loc[::5, "c"] = np.nan
+    df = df.sort_values("a", kind="stable").reset_index(drop=True)  # runs of equal ids, as order lines
+    for cols in (["a"], ["a", "b"], ["a", "b", "c", "d"], ["c"], ["d"]):
+        for keep in ("first", "last", False):
+            got = schema.duplicated(df, cols, keep=keep)
+            assert (got == df.duplicated(cols, keep=keep).to_numpy()).all(), (cols, keep)
+
+
+def test_coerce_fast_paths_match_the_text_path():
+    """Columns already in their canonical dtype take fast paths with the same result."""
+    ids = pd.Series([" a1", "b2", "", None, "c3 "], dtype=schema.ID)
+    spec = schema.TABLES["orders"].column("order_id")
+    fast = schema.coerce_column(ids, spec, table="orders")
+    slow = schema.coerce_column(ids.astype(object), spec, table="orders")
+    assert fast.dtype == schema.ID and fast.tolist() == slow.tolist() == ["a1", "b2", pd.NA, pd.NA, "c3"]
+    clean_ids = pd.Series(["a", "b"], dtype=schema.ID)
+    assert schema.coerce_column(clean_ids, spec, table="orders").tolist() == ["a", "b"]
+    text = pd.Series([" North", "", None], dtype=schema.TEXT)
+    tspec = schema.TABLES["customers"].column("region")
+    assert schema.coerce_column(text, tspec, table="customers").tolist() == \
+        schema.coerce_column(text.astype(object), tspec, table="customers").tolist()
+    status = pd.Series(pd.Categorical(["Completed", " returned", None, "completed"]))
+    sspec = schema.TABLES["orders"].column("status")
+    got = schema.coerce_column(status, sspec, table="orders")
+    ref = schema.coerce_column(status.astype(object), sspec, table="orders")
+    assert list(got.cat.categories) == list(schema.ORDER_STATUSES)
+    assert got.astype(object).tolist() == ref.astype(object).tolist()
+    with pytest.raises(SchemaError, match=r"'status' has 1 value\(s\) that are not one of .* row 2 = 'lost'"):
+        schema.coerce_column(pd.Series(pd.Categorical(["completed", "lost"])), sspec, table="orders")
