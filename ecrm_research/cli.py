@@ -245,11 +245,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
                       progress=not args.no_progress, notebooks_dir=args.notebooks_dir,
                       on_result=show, pdf=False if args.no_pdf else None, **data_args)
     from .paths import REPORTS_DIR
+    from .report_site import read_json_object
 
     root = Path(args.out).expanduser().resolve() if args.out else REPORTS_DIR
     reasons = set()
     for r in results:
-        pdf = _read_json(Path(r.out_dir) / "run.json").get("pdf") or {}
+        pdf = read_json_object(Path(r.out_dir) / "run.json").get("pdf") or {}
         if pdf.get("status") == "failed" or (pdf.get("status") == "skipped" and not args.no_pdf):
             reasons.add(f"{pdf.get('status')}: {pdf.get('reason')}")
     for reason in sorted(reasons):
@@ -260,16 +261,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
         print(f"{len(failed)} of {len(results)} notebooks failed: {', '.join(failed)}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    import json
-
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
 
 
 def _cmd_handout(args: argparse.Namespace) -> int:

@@ -145,7 +145,8 @@ def table_hashes(analysis_dir: str | Path) -> dict[str, str]:
 # --------------------------------------------------------------------------- writing
 
 
-def _jsonable(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
+    """``value`` if JSON can encode it, else its ``repr`` (parameters may hold arbitrary objects)."""
     try:
         json.dumps(value)
         return value
@@ -214,7 +215,7 @@ def build_manifest(
     if isinstance(mapping, (str, Path)) and Path(mapping).is_file():
         mapping_info = {"path": str(mapping), "sha256": sha256_file(mapping)}
     elif isinstance(mapping, Mapping):
-        mapping_info = {"inline": _jsonable(dict(mapping))}
+        mapping_info = {"inline": json_safe(dict(mapping))}
     notebooks: dict[str, Any] = dict((previous or {}).get("notebooks", {}))
     for r in results:
         run = {}
@@ -247,8 +248,8 @@ def build_manifest(
             "names": list(names),
             "data": data,
             "data_format": data_format,
-            "mapping": mapping if not isinstance(mapping, Mapping) else _jsonable(dict(mapping)),
-            "params": {k: _jsonable(v) for k, v in (params or {}).items()},
+            "mapping": mapping if not isinstance(mapping, Mapping) else json_safe(dict(mapping)),
+            "params": {k: json_safe(v) for k, v in (params or {}).items()},
             "timeout": timeout,
             "notebooks_dir": str(Path(notebooks_dir).resolve()) if notebooks_dir is not None else str(NOTEBOOKS_DIR),
             "out": str(root),

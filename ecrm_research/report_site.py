@@ -65,7 +65,8 @@ class AnalysisEntry:
         return out
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``{}`` when the file is missing, unreadable or not an object."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return data if isinstance(data, dict) else {}
@@ -74,8 +75,8 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def _entry(folder: Path, name: str) -> AnalysisEntry:
-    run = _read_json(folder / "run.json")
-    fnd = _read_json(folder / "findings.json")
+    run = read_json_object(folder / "run.json")
+    fnd = read_json_object(folder / "findings.json")
     findings = [f for f in fnd.get("findings", []) if isinstance(f, dict)]
     return AnalysisEntry(
         name=name,
@@ -156,7 +157,7 @@ def _meta_rows(params: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 def _manifest_rows(root: Path) -> list[tuple[str, str]]:
     """Reproducibility facts from ``manifest.json``: input digest, seeds, code version."""
-    m = _read_json(root / "manifest.json")
+    m = read_json_object(root / "manifest.json")
     if not m:
         return []
     rows = []

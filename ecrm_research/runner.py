@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .exceptions import ParameterError
+from .manifest import json_safe
 from .paths import KERNEL_NAME, NOTEBOOKS_DIR, PROJ_ROOT, REPORTS_DIR
 
 __all__ = [
@@ -381,14 +382,6 @@ def _short_error(exc: BaseException) -> str:
     return msg
 
 
-def _jsonable(value: Any) -> Any:
-    try:
-        json.dumps(value)
-        return value
-    except TypeError:
-        return repr(value)
-
-
 def _clear_previous(out_dir: Path, nb_out: Path) -> None:
     """Remove the outputs of an earlier run so a failure never shows stale findings."""
     import shutil
@@ -517,8 +510,8 @@ def run_notebook(
         "error": error,
         "seconds": round(seconds, 3),
         "started": started.isoformat(timespec="seconds"),
-        "parameters": {k: _jsonable(v) for k, v in parameters.items()},
-        "seed": _jsonable(effective.get("seed")),
+        "parameters": {k: json_safe(v) for k, v in parameters.items()},
+        "seed": json_safe(effective.get("seed")),
         "tables": table_hashes(out_dir),
         "render_error": None,
         "pdf": None,
