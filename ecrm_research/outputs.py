@@ -65,6 +65,7 @@ class ReportOutputs:
         self.tables_dir.mkdir(parents=True, exist_ok=True)
         self.figures_dir.mkdir(parents=True, exist_ok=True)
         self.findings: list[dict[str, Any]] = []
+        self.key_figure: str | None = None
 
     def table(self, df: pd.DataFrame, name: str, *, parquet: bool = False, index: bool = False) -> Path:
         """Write ``tables/<name>.csv`` (and ``.parquet`` when types matter); return the CSV path."""
@@ -84,13 +85,18 @@ class ReportOutputs:
             pq.to_parquet(self.tables_dir / f"{name}.parquet", index=index)
         return path
 
-    def figure(self, fig_or_ax: Any, name: str, *, dpi: int = 110) -> Path:
-        """Save a matplotlib Figure (or the figure of an Axes) to ``figures/<name>.png``."""
+    def figure(self, fig_or_ax: Any, name: str, *, dpi: int = 110, key: bool = False) -> Path:
+        """Save a matplotlib Figure (or the figure of an Axes) to ``figures/<name>.png``.
+
+        ``key=True`` marks the analysis' key figure: the report index shows it on the card.
+        """
         fig = getattr(fig_or_ax, "figure", None) if not hasattr(fig_or_ax, "savefig") else fig_or_ax
         if fig is None:
             raise TypeError(f"figure(): expected a matplotlib Figure or Axes, got {type(fig_or_ax).__name__}")
         path = self.figures_dir / f"{name}.png"
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        if key:
+            self.key_figure = f"figures/{name}.png"
         return path
 
     def finding(self, key: str, value: Any, text: str) -> None:
@@ -101,6 +107,8 @@ class ReportOutputs:
     def write_findings(self, question: str, **extra: Any) -> Path:
         """Write ``findings.json`` with the analysis question, findings and extra context."""
         payload = {"analysis": self.name, "question": question, "findings": self.findings}
+        if self.key_figure:
+            payload["key_figure"] = self.key_figure
         payload.update({k: _jsonable(v) for k, v in extra.items()})
         path = self.dir / "findings.json"
         path.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")

@@ -5,7 +5,7 @@ output folder (marked with their run date)::
 
     OUT/<name>/run.json        written by runner.run_notebook (status, error, seconds, parameters)
     OUT/<name>/findings.json   written by the notebook (question, headline findings)
-    OUT/<name>/figures/*.png   the first one written is the thumbnail
+    OUT/<name>/figures/*.png   the key figure (else the first written) is the thumbnail
     OUT/<name>/tables/*.csv    each one is linked
     OUT/<name>/report.pdf      linked when printed; otherwise run.json["pdf"]["reason"] is shown
     OUT/manifest.json          git commit, input digest and seeds shown in the header (reproducibility)
@@ -47,9 +47,10 @@ class AnalysisEntry:
     findings: list[dict[str, Any]] = field(default_factory=list)
     this_run: bool = False
     pdf: dict[str, Any] | None = None
+    key_figure: str | None = None  # relative path declared by the notebook (findings.json)
 
     def files(self) -> dict[str, Any]:
-        """Existing files to link: reports, notebook, thumbnail (first figure written), CSV tables."""
+        """Existing files to link: reports, notebook, thumbnail (the key figure, else the first written), CSV tables."""
         figs = sorted((p for p in (self.dir / "figures").glob("*") if p.suffix.lower() in _FIGURE_EXT),
                       key=lambda p: (p.stat().st_mtime_ns, p.name)) if (self.dir / "figures").is_dir() else []
         tables = sorted((self.dir / "tables").glob("*.csv")) if (self.dir / "tables").is_dir() else []
@@ -60,7 +61,8 @@ class AnalysisEntry:
             "pdf": self.dir / "report.pdf",
         }
         out: dict[str, Any] = {k: p for k, p in named.items() if p.is_file()}
-        out["thumbnail"] = figs[0] if figs else None
+        key = self.dir / self.key_figure if self.key_figure else None
+        out["thumbnail"] = key if key is not None and key.is_file() else (figs[0] if figs else None)
         out["tables"] = tables
         return out
 
@@ -89,6 +91,7 @@ def _entry(folder: Path, name: str) -> AnalysisEntry:
         question=fnd.get("question"),
         findings=findings,
         pdf=run.get("pdf") if isinstance(run.get("pdf"), dict) else None,
+        key_figure=fnd.get("key_figure") if isinstance(fnd.get("key_figure"), str) else None,
     )
 
 

@@ -45,3 +45,13 @@ def test_overview_on_online_retail(run_nb, online_retail_parquet):
     assert monthly["month"].iloc[0].startswith("2010-12") and monthly["month"].iloc[-1].startswith("2011-12")
     findings = json.loads((out / "findings.json").read_text())
     assert findings["data_format"] == "lines"
+
+
+def test_index_thumbnail_is_the_declared_key_figure(run_nb, tmp_path):
+    from ecrm_research import report_site
+
+    out = run_nb("overview")
+    findings = json.loads((out / "findings.json").read_text())
+    assert findings["key_figure"] == "figures/cohort_retention.png"
+    html = report_site.write_index(out.parent).read_text()
+    assert 'src="overview/figures/cohort_retention.png"' in html
