@@ -68,7 +68,12 @@ class ReportOutputs:
         self.key_figure: str | None = None
 
     def table(self, df: pd.DataFrame, name: str, *, parquet: bool = False, index: bool = False) -> Path:
-        """Write ``tables/<name>.csv`` (and ``.parquet`` when types matter); return the CSV path."""
+        """Write ``tables/<name>.csv`` (and ``.parquet`` when types matter); return the CSV path.
+
+        CSV floats carry 12 significant digits: enough for every published figure we check, and it
+        hides last-bit round-off (~1e-14) that iterative solvers (semopy's SEM) show between runs,
+        so reruns with the same inputs and seed give byte-identical CSVs. Parquet keeps full precision.
+        """
         path = self.tables_dir / f"{name}.csv"
         csv_df = df.copy()
         for col in csv_df.columns:
@@ -76,7 +81,7 @@ class ReportOutputs:
             if csv_df[col].dtype == object and csv_df[col].map(lambda v: isinstance(v, (list, tuple, frozenset, set))).any():
                 csv_df[col] = csv_df[col].map(
                     lambda v: "|".join(sorted(map(str, v))) if isinstance(v, (list, tuple, frozenset, set)) else v)
-        csv_df.to_csv(path, index=index)
+        csv_df.to_csv(path, index=index, float_format="%.12g")
         if parquet:
             pq = df.copy()
             for col in pq.columns:
