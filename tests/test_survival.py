@@ -385,3 +385,23 @@ def test_sample_planted_hazard_ratios_recovered_within_ci(sample_churn, covariat
     for name in ("first_order_late", "is_member"):
         lo, hi = s.loc[name, "ci_lower"], s.loc[name, "ci_upper"]
         assert lo <= truth[name] <= hi, f"{name}: planted {truth[name]} outside [{lo:.3f}, {hi:.3f}]"
+
+
+def test_scaled_schoenfeld_fast_path_matches_lifelines_on_rossi(rossi_csv):
+    """Our vectorised residuals feed the PH test; they must equal lifelines' compute_residuals.
+
+    lifelines docs (Rossi, rank transform): age test statistic 11.45.
+    """
+    import numpy as np
+    from lifelines.statistics import proportional_hazard_test
+
+    df = pd.read_csv(rossi_csv)
+    model = sv.ChurnCoxModel().fit(df, "week", "arrest")
+    ours = model.scaled_schoenfeld_residuals().sort_index()
+    ref = model.cph_.compute_residuals(model.training_df_, "scaled_schoenfeld").sort_index()
+    assert (ours.index == ref.index).all()
+    assert np.abs(ours.to_numpy() - ref[ours.columns].to_numpy()).max() < 1e-10
+    ph = model.check_proportional_hazards().set_index("covariate")["test_statistic"]
+    lf = proportional_hazard_test(model.cph_, model.training_df_, time_transform="rank").summary["test_statistic"]
+    assert np.allclose(ph.sort_index().to_numpy(), lf.sort_index().to_numpy(), rtol=1e-10)
+    assert round(ph["age"], 2) == 11.45

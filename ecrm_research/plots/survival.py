@@ -83,7 +83,7 @@ def plot_schoenfeld(model, covariate: str, ax=None, *, max_points: int = 5000, r
     from statsmodels.nonparametric.smoothers_lowess import lowess
 
     cph = model.cph_
-    resid = cph.compute_residuals(model.training_df_, "scaled_schoenfeld")
+    resid = model.scaled_schoenfeld_residuals()
     times = model.training_df_.loc[resid.index, "_duration"].to_numpy(float)
     r = resid[covariate].to_numpy(float)
     rank = pd.Series(times).rank().to_numpy()
