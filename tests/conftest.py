@@ -17,14 +17,18 @@ def _require() -> bool:
     return os.environ.get("ECRM_REQUIRE_DATASETS") == "1" or os.environ.get("CI", "").lower() == "true"
 
 
+def skip_or_fail(msg: str) -> None:
+    """Skip locally, fail in CI: a missing data set, browser or engine must never pass CI untested."""
+    if _require():
+        pytest.fail(msg)
+    pytest.skip(msg)
+
+
 def dataset_path(*parts: str) -> Path:
     """Path of a real data-set file; skip (locally) or fail (CI) when it is absent."""
     p = shared_datasets_dir().joinpath(*parts)
     if not p.exists():
-        msg = f"real data set missing: {p} (set ECRM_DATASETS to the folder holding the data sets)"
-        if _require():
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail(f"real data set missing: {p} (set ECRM_DATASETS to the folder holding the data sets)")
     return p
 
 

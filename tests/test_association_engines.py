@@ -9,28 +9,22 @@ optional; tests marked ``spark``). Locally a missing optional engine skips its t
 from __future__ import annotations
 
 import itertools
-import os
 import random
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import skip_or_fail
 
 from ecrm_research import association as ar
 from ecrm_research.exceptions import AnalysisError, ParameterError
-
-
-def _require() -> bool:
-    return os.environ.get("ECRM_REQUIRE_DATASETS") == "1" or os.environ.get("CI", "").lower() == "true"
 
 
 def _need(engine: str) -> str:
     if engine not in ar.available_engines():
         msg = {"fim": "pyfim is not installed (pip install pyfim; needs a C compiler)",
                "spark": "pyspark is not installed (pip install pyspark; needs Java 17+)"}[engine]
-        if _require():
-            pytest.fail(f"engine '{engine}' must be tested in CI: {msg}")
-        pytest.skip(msg)
+        skip_or_fail(f"engine '{engine}' must be tested in CI: {msg}")
     return engine
 
 

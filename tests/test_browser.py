@@ -29,6 +29,7 @@ from urllib.parse import unquote, urlparse
 
 import nbformat
 import pytest
+from conftest import skip_or_fail
 
 from ecrm_research.cli import main
 from ecrm_research.paths import NOTEBOOKS_DIR
@@ -37,18 +38,11 @@ from ecrm_research.pdf import INSTALL_HINT, chromium_flags, find_chromium
 NB_DIR = Path(__file__).parent / "notebooks"
 
 
-def _require() -> bool:
-    return os.environ.get("ECRM_REQUIRE_DATASETS") == "1" or os.environ.get("CI", "").lower() == "true"
-
-
 @pytest.fixture(scope="module")
 def chromium_path() -> str:
     exe = find_chromium()
     if exe is None:
-        msg = f"headless Chromium is needed for the browser tests: {INSTALL_HINT}"
-        if _require():
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail(f"headless Chromium is needed for the browser tests: {INSTALL_HINT}")
     return exe
 
 
