@@ -139,6 +139,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not print report.pdf with headless Chromium (default: print when Chromium is installed)")
     run.add_argument("--notebooks-dir", metavar="DIR",
                      help="folder of the notebooks (default: notebooks/; e.g. handouts/student)")
+    run.add_argument("-j", "--jobs", default="auto", metavar="N",
+                     help="notebooks run at the same time with 'all' (default: auto = one per core "
+                          "while the estimated memory fits; 1 for large data)")
 
     val = sub.add_parser("validate", formatter_class=_Formatter,
                          help="check a data set: quality report and row reconciliation",
@@ -241,9 +244,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
             line += f"\n{'':<14} error: {res.error}"
         print(line, flush=True)
 
+    jobs: int | str = args.jobs
+    if jobs != "auto":
+        try:
+            jobs = int(jobs)
+        except ValueError:
+            raise ParameterError(f"--jobs must be a whole number or 'auto', got {args.jobs!r}.") from None
+        if jobs < 1:
+            raise ParameterError(f"--jobs must be at least 1, got {jobs}.")
+    elif names == "all":
+        from .runner import default_jobs, list_notebooks
+
+        jobs, why = default_jobs(data_args.get("data"), len(list_notebooks(args.notebooks_dir)))
+        print(f"running {jobs} notebook(s) at a time ({why}; change with --jobs)", flush=True)
     results = run_all(names, params=params, out=args.out, timeout=args.timeout or None,
                       progress=not args.no_progress, notebooks_dir=args.notebooks_dir,
-                      on_result=show, pdf=False if args.no_pdf else None, **data_args)
+                      on_result=show, pdf=False if args.no_pdf else None, jobs=jobs, **data_args)
     from .paths import REPORTS_DIR
     from .report_site import read_json_object
 

@@ -39,6 +39,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _in_kernel() -> bool:
+    """True inside a Jupyter kernel (papermill, JupyterLab), where figures are displayed."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with Jupyter
+        return False
+    ip = get_ipython()
+    return ip is not None and getattr(ip, "kernel", None) is not None
+
+
 class ReportOutputs:
     """Writer for one analysis' outputs.
 
@@ -90,10 +100,14 @@ class ReportOutputs:
             pq.to_parquet(self.tables_dir / f"{name}.parquet", index=index)
         return path
 
-    def figure(self, fig_or_ax: Any, name: str, *, dpi: int = 110, key: bool = False) -> Path:
+    def figure(self, fig_or_ax: Any, name: str, *, dpi: int = 110, key: bool = False, show: bool = True) -> Path:
         """Save a matplotlib Figure (or the figure of an Axes) to ``figures/<name>.png``.
 
         ``key=True`` marks the analysis' key figure: the report index shows it on the card.
+        ``show=True`` (in a Jupyter kernel only) displays the saved PNG and closes the figure, so
+        the notebook and its reports show exactly the file in ``figures/`` and matplotlib does
+        not draw the figure a second time for the inline backend (a following ``plt.show()``
+        then has nothing left to draw). Outside a kernel the figure is left open.
         """
         fig = getattr(fig_or_ax, "figure", None) if not hasattr(fig_or_ax, "savefig") else fig_or_ax
         if fig is None:
@@ -102,6 +116,12 @@ class ReportOutputs:
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
         if key:
             self.key_figure = f"figures/{name}.png"
+        if show and _in_kernel():
+            import matplotlib.pyplot as plt
+            from IPython.display import Image, display
+
+            display(Image(data=path.read_bytes(), format="png"))
+            plt.close(fig)
         return path
 
     def finding(self, key: str, value: Any, text: str) -> None:

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,7 @@ __all__ = [
     "run_all",
     "render_reports",
     "ensure_kernel",
+    "default_jobs",
 ]
 
 _NB_RE = re.compile(r"^(?P<num>\d+)_(?P<name>[A-Za-z0-9]+)(?:_[^.]*)?\.ipynb$")
@@ -52,6 +54,9 @@ _INJECTED = ("out_dir",)
 #: parameters whose string values are paths, made absolute before injection
 _PATH_PARAMS = ("data", "mapping")
 _MAX_ERROR_CHARS = 400
+#: serialises kernelspec installation and report rendering when run_all runs notebooks in threads
+_SETUP_LOCK = threading.Lock()
+_RENDER_LOCK = threading.Lock()
 
 
 class _DropUnknownParameterWarning(logging.Filter):
@@ -300,6 +305,11 @@ def ensure_kernel(kernel_name: str = KERNEL_NAME) -> str:
     """
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
+    with _SETUP_LOCK:  # run_all(jobs > 1) calls this from several threads
+        return _ensure_kernel(kernel_name, KernelSpecManager, NoSuchKernel)
+
+
+def _ensure_kernel(kernel_name: str, KernelSpecManager: Any, NoSuchKernel: Any) -> str:
     try:
         KernelSpecManager().get_kernel_spec(kernel_name)
         return kernel_name
@@ -409,6 +419,7 @@ def run_notebook(
     render: bool = True,
     pdf: bool | None = None,
     pdf_executor: Any = None,
+    pdf_printer: Any = None,
 ) -> RunResult:
     """Execute one analysis notebook with papermill and render its HTML reports.
 
@@ -444,6 +455,9 @@ def run_notebook(
         executor, so Chromium prints a report while the next notebook runs). ``run.json`` is
         written at once with ``pdf.status = 'pending'`` and rewritten when the PDF is done; the
         future is kept in ``RunResult.pending``. Wait for it before reading ``run.json``.
+    pdf_printer : ecrm_research.pdf.PdfPrinter, optional
+        A Chromium kept open for several reports (used from the `pdf_executor` thread only);
+        default one Chromium per PDF (:func:`ecrm_research.pdf.print_pdf`).
 
     Returns
     -------
@@ -519,7 +533,8 @@ def run_notebook(
     if render and nb_out.exists():
         t_render = time.perf_counter()
         try:
-            render_reports(nb_out, out_dir, title=name)
+            with _RENDER_LOCK:  # the nbconvert exporters are shared (built once per process)
+                render_reports(nb_out, out_dir, title=name)
         except Exception as exc:  # a broken render must not hide the run result
             record["render_error"] = _short_error(exc)
         record["render_seconds"] = round(time.perf_counter() - t_render, 3)
@@ -531,13 +546,14 @@ def run_notebook(
         elif (out_dir / "report.html").is_file():
             from .pdf import print_pdf
 
+            printer = pdf_printer.print if pdf_printer is not None else print_pdf
             if pdf_executor is None:
-                record["pdf"] = print_pdf(out_dir / "report.html", out_dir / "report.pdf").to_dict()
+                record["pdf"] = printer(out_dir / "report.html", out_dir / "report.pdf").to_dict()
             else:
                 record["pdf"] = {"status": "pending", "path": None, "reason": "printing", "seconds": 0.0}
 
                 def _print_and_record() -> None:
-                    record["pdf"] = print_pdf(out_dir / "report.html", out_dir / "report.pdf").to_dict()
+                    record["pdf"] = printer(out_dir / "report.html", out_dir / "report.pdf").to_dict()
                     _write_run_json(out_dir, record)
 
                 result.pending = pdf_executor.submit(_print_and_record)
@@ -683,8 +699,9 @@ def run_all(
     notebooks_dir: str | Path | None = None,
     on_result: Any = None,
     pdf: bool | None = None,
+    jobs: int | str = "auto",
 ) -> list[RunResult]:
-    """Run several notebooks in order; write ``out/index.html`` and ``out/manifest.json``.
+    """Run several notebooks; write ``out/index.html`` and ``out/manifest.json``.
 
     Parameters
     ----------
@@ -697,11 +714,20 @@ def run_all(
         Output root; default ``paths.REPORTS_DIR``.
     on_result : callable, optional
         Called with each :class:`RunResult` as soon as it is available (the CLI prints it).
+    jobs : int or "auto", default "auto"
+        Notebooks executed at the same time, each in its own kernel. ``"auto"`` asks
+        :func:`default_jobs` (one per core while the estimated memory of that many kernels fits
+        in the available memory; 1 for large data). With ``jobs > 1`` papermill's cell progress
+        bar is replaced by one line per notebook started and finished (bars would interleave),
+        and the longest notebooks start first (duration of the last run in `out`, else the
+        notebook's ``metadata.ecrm.expected_seconds``).
 
     Returns
     -------
     list of RunResult
-        One per notebook; a failed notebook does not stop the others.
+        One per notebook, in the order of `names`; a failed notebook does not stop the others.
+        Notebooks are independent (each reads the data and writes its own folder), so the
+        tables do not depend on `jobs`.
 
     Notes
     -----
@@ -736,26 +762,57 @@ def run_all(
                 f"{', '.join(map(repr, nobody))}. Declared parameters: {', '.join(allowed)}.",
                 allowed=allowed,
             )
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor, as_completed
 
     root = Path(out).expanduser().resolve() if out is not None else REPORTS_DIR
     run_date = datetime.now().astimezone()
-    results: list[RunResult] = []
-    # Chromium prints notebook i's PDF while notebook i+1 executes (one PDF at a time)
+    if jobs == "auto":
+        n_jobs, _ = default_jobs(given.get("data"), len(order))
+    else:
+        n_jobs = int(jobs)
+        if n_jobs < 1:
+            raise ParameterError(f"jobs must be a positive number of notebooks or 'auto', got {jobs!r}.")
+    n_jobs = min(n_jobs, len(order))
+    done: dict[str, RunResult] = {}
+
+    from .pdf import PdfPrinter
+
+    pdf_printer = PdfPrinter()
+
+    def one(n: str, printer: Any) -> RunResult:
+        own = {k: v for k, v in given.items() if k in declared[n]}
+        if n_jobs > 1 and progress:
+            print(f"{n}: started", file=sys.stderr, flush=True)
+        return run_notebook(n, params=own, out=root, timeout=timeout, progress=progress and n_jobs == 1,
+                            notebooks_dir=notebooks_dir, pdf=pdf, pdf_executor=printer, pdf_printer=pdf_printer)
+
+    # one Chromium, kept open, prints each PDF in its own thread while the next notebook executes;
+    # with jobs > 1 the kernels run in threads of this process (papermill only waits on them)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecrm-pdf") as printer:
         try:
-            for n in order:
-                own = {k: v for k, v in given.items() if k in declared[n]}
-                res = run_notebook(n, params=own, out=root, timeout=timeout, progress=progress,
-                                   notebooks_dir=notebooks_dir, pdf=pdf, pdf_executor=printer)
-                results.append(res)
-                if on_result is not None:
-                    on_result(res)
+            if n_jobs == 1:
+                for n in order:
+                    done[n] = one(n, printer)
+                    if on_result is not None:
+                        on_result(done[n])
+            else:
+                with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="ecrm-run") as pool:
+                    # longest first: a long notebook started last would leave the other workers idle
+                    start = sorted(order, key=lambda n: -_expected_seconds(n, root, notebooks_dir))
+                    futures = {pool.submit(one, n, printer): n for n in start}
+                    for fut in as_completed(futures):
+                        done[futures[fut]] = fut.result()
+                        if on_result is not None:
+                            on_result(done[futures[fut]])
         finally:
-            for res in results:
-                if res.pending is not None:
-                    res.pending.result()
-                    res.pending = None
+            try:
+                for res in done.values():
+                    if res.pending is not None:
+                        res.pending.result()
+                        res.pending = None
+            finally:
+                printer.submit(pdf_printer.close).result()  # closed from the thread that used it
+    results = [done[n] for n in order]
     shown = {k: (_absolute(v) if k in _PATH_PARAMS else v) for k, v in given.items()}
     write_manifest(root, results, names=order, data=shown.get("data"), data_format=shown.get("data_format"),
                    mapping=shown.get("mapping"),
@@ -764,3 +821,86 @@ def run_all(
     write_index(root, results, params=shown, run_date=run_date,
                 order=list(list_notebooks(notebooks_dir)))
     return results
+
+
+def _expected_seconds(name: str, root: Path, notebooks_dir: str | Path | None) -> float:
+    """How long a notebook is expected to run: its last ``run.json`` in `root`, else the
+    notebook's ``metadata.ecrm.expected_seconds`` (measured on the sample), else 0."""
+    last = root / name / "run.json"
+    try:
+        if last.is_file():
+            return float(json.loads(last.read_text(encoding="utf-8"))["seconds"])
+    except (ValueError, KeyError, TypeError, OSError):
+        pass
+    try:
+        meta = json.loads(notebook_path(name, notebooks_dir).read_text(encoding="utf-8")).get("metadata", {})
+        return float(meta.get("ecrm", {}).get("expected_seconds", 0))
+    except (ValueError, TypeError, OSError, AttributeError):
+        return 0.0
+
+
+#: kernel memory per byte of input data, measured by ``benchmarks/bench_end_to_end.py``
+#: (largest notebook: ~60 bytes per byte of Parquet at 200k and 1M customers) plus a kernel's base
+_KERNEL_BYTES_PER_INPUT_BYTE = 60
+_KERNEL_BASE_BYTES = 600 * 2**20
+
+
+def _input_bytes(data: str | Path | None) -> int:
+    """Size of the data a run reads (a file, or every file below a folder); the sample by default."""
+    from .paths import SAMPLE_DIR
+
+    path = Path(data).expanduser() if data is not None else SAMPLE_DIR
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    return 0
+
+
+def _available_memory() -> int | None:
+    """``MemAvailable`` of the machine in bytes (Linux), else None."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def default_jobs(data: str | Path | None = None, n_notebooks: int = 5) -> tuple[int, str]:
+    """How many notebooks :func:`run_all` runs at once by default, and why.
+
+    One per CPU core, as long as that many kernels fit in 60 % of the available memory. A
+    kernel's peak is estimated as 600 MB + 60 × the size of the input files, the ratio
+    measured at 200k and 1M sample customers (``benchmarks/bench_end_to_end.py``). So the
+    bundled sample runs two notebooks at a time on two cores, while a 1M-customer sample
+    (384 MB of Parquet, ~23 GB estimated) runs one at a time.
+
+    Parameters
+    ----------
+    data : str or Path, optional
+        The run's data file or folder (None = the bundled sample).
+    n_notebooks : int
+        Number of notebooks in the run.
+
+    Returns
+    -------
+    (int, str)
+        Number of jobs (≥ 1) and the reason in words.
+
+    Examples
+    --------
+    >>> jobs, why = default_jobs(None, 1)
+    >>> jobs
+    1
+    """
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    per_kernel = _KERNEL_BASE_BYTES + _KERNEL_BYTES_PER_INPUT_BYTE * _input_bytes(data)
+    avail = _available_memory()
+    by_memory = cores if avail is None else max(1, int(0.6 * avail // per_kernel))
+    jobs = max(1, min(cores, by_memory, n_notebooks))
+    why = (f"{cores} core(s); estimated {per_kernel / 2**30:.1f} GB per kernel"
+           + ("" if avail is None else f", {avail / 2**30:.1f} GB available"))
+    return jobs, why

@@ -568,6 +568,9 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
         transformed.
     random_state : int, default 42
         Seed for every random step.
+    progress : bool, default False
+        Show a tqdm progress bar over the k-selection fits (one reference fit and
+        ``n_bootstrap`` refits per k).
 
     Attributes
     ----------
@@ -607,7 +610,8 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
                  features: Sequence[str] | None = None, k_range: Sequence[int] = (2, 8),
                  n_bootstrap: int = 20, stability_threshold: float = 0.75,
                  silhouette_sample: int = 10_000, max_fit_rows: int = 20_000, n_init: int = 10,
-                 min_orders: int = 3, log_transform: str = "log", random_state: int = 42):
+                 min_orders: int = 3, log_transform: str = "log", random_state: int = 42,
+                 progress: bool = False):
         self.n_clusters = n_clusters
         self.method = method
         self.features = features
@@ -620,6 +624,7 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
         self.min_orders = min_orders
         self.log_transform = log_transform
         self.random_state = random_state
+        self.progress = progress
 
     # -- preparation -----------------------------------------------------------------------
     def _check_params(self) -> None:
@@ -710,8 +715,15 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
         sil_n = min(ns, self.silhouette_sample) if self.silhouette_sample else ns
         boot_init = max(1, self.n_init // 3)
         rows = []
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=(hi - lo + 1) * (1 + int(self.n_bootstrap)), desc="k selection", unit="fit")
         for k in range(lo, hi + 1):
             ref = self._fit_one(Zs, k, self.random_state, self.n_init)
+            if bar is not None:
+                bar.update(1)
             inertia = float(ref.model.inertia_) if self.method == "kmeans" else float(
                 KMeans(n_clusters=k, n_init=1, random_state=self.random_state).fit(Zs).inertia_)
             bic = float(ref.model.bic(Zs)) if self.method == "gmm" else np.nan
@@ -724,9 +736,13 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
                 idx = brng.integers(0, ns, ns)
                 m = self._make(k, self.random_state + 1 + b, boot_init).fit(Zs[idx])
                 aris.append(adjusted_rand_score(ref.labels, m.predict(Zs)))
+                if bar is not None:
+                    bar.update(1)
             rows.append({"k": k, "inertia": inertia, "silhouette": sil, "bic": bic,
                          "stability_ari": float(np.mean(aris)) if aris else np.nan,
                          "stability_sd": float(np.std(aris)) if aris else np.nan})
+        if bar is not None:
+            bar.close()
         tab = pd.DataFrame(rows)
         elbow = _elbow(tab["k"].to_numpy(float), tab["inertia"].to_numpy(float))
         tab["elbow"] = tab["k"] == elbow

@@ -20,10 +20,7 @@ import base64
 import io
 import json
 import os
-import subprocess
-import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -33,7 +30,7 @@ from conftest import skip_or_fail
 
 from ecrm_research.cli import main
 from ecrm_research.paths import NOTEBOOKS_DIR
-from ecrm_research.pdf import INSTALL_HINT, chromium_flags, find_chromium
+from ecrm_research.pdf import INSTALL_HINT, DevToolsBrowser, find_chromium
 
 NB_DIR = Path(__file__).parent / "notebooks"
 
@@ -58,69 +55,17 @@ def artifacts(tmp_path_factory) -> Path:
 # --------------------------------------------------------------------------- a tiny CDP client
 
 
-class Browser:
-    """Headless Chromium driven over the DevTools protocol (one page, sequential commands)."""
+class Browser(DevToolsBrowser):
+    """The library's DevTools client with the page checks of this test."""
 
     def __init__(self, exe: str):
-        import websocket  # websocket-client
-
-        self._profile = tempfile.TemporaryDirectory(prefix="ecrm-browser-")
-        self.proc = subprocess.Popen(
-            [exe, *chromium_flags(self._profile.name), "--remote-debugging-port=0",
-             "--remote-allow-origins=*", "--window-size=1280,1600", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
-        port_file = Path(self._profile.name) / "DevToolsActivePort"
-        deadline = time.monotonic() + 30
-        while not (port_file.is_file() and port_file.read_text().strip()):
-            if time.monotonic() > deadline or self.proc.poll() is not None:
-                self.close()
-                raise RuntimeError("Chromium did not open its DevTools port within 30 s")
-            time.sleep(0.05)
-        port = int(port_file.read_text().split()[0])
-        pages = []
-        while not pages and time.monotonic() < deadline:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/json/list", timeout=5) as r:
-                pages = [t for t in json.load(r) if t.get("type") == "page"]
-            time.sleep(0.05)
-        self.ws = websocket.create_connection(pages[0]["webSocketDebuggerUrl"], timeout=30,
-                                              suppress_origin=True)
-        self._id = 0
-        self.events: list[dict] = []
+        super().__init__(exe, ("--window-size=1280,1600",))
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.call(f"{domain}.enable")
 
-    def call(self, method: str, **params):
-        self._id += 1
-        my = self._id
-        self.ws.send(json.dumps({"id": my, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv())
-            if msg.get("id") == my:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg.get("result", {})
-            if "method" in msg:
-                self.events.append(msg)
-
-    def _wait_event(self, name: str, timeout: float = 30) -> None:
-        deadline = time.monotonic() + timeout
-        while not any(e["method"] == name for e in self.events):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no {name} within {timeout} s")
-            self.ws.settimeout(max(0.1, deadline - time.monotonic()))
-            msg = json.loads(self.ws.recv())
-            if "method" in msg:
-                self.events.append(msg)
-
     def open(self, path: Path) -> dict:
         """Load a file; return its problems, links and image states."""
-        self.events = []
-        self.call("Page.navigate", url=path.resolve().as_uri())
-        self._wait_event("Page.loadEventFired")
-        # thumbnails are loading="lazy": make every image load now and wait until each decodes (or fails)
-        self.call("Runtime.evaluate", awaitPromise=True, expression="""Promise.all([...document.images].map(i => {
-            i.loading = 'eager'; return i.decode().catch(() => null); }))
-            .then(() => new Promise(r => setTimeout(r, 200)))""")
+        self.load(path, settle_ms=200)  # thumbnails are loading="lazy": load() makes every image load and decode
         info = self.call("Runtime.evaluate", returnByValue=True, expression="""(() => ({
             links: [...document.querySelectorAll('a[href], link[href]')].map(a => a.href),
             srcs: [...document.querySelectorAll('img[src], script[src], iframe[src]')].map(e => e.src),
@@ -148,19 +93,6 @@ class Browser:
         data = base64.b64decode(self.call("Page.captureScreenshot", format="png")["data"])
         target.write_bytes(data)
         return data
-
-    def close(self) -> None:
-        try:
-            if getattr(self, "ws", None) is not None:
-                self.ws.close()
-        finally:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-            self._profile.cleanup()
 
 
 @pytest.fixture(scope="module")
@@ -289,3 +221,30 @@ def test_browser_check_catches_console_error_broken_link_and_image(tmp_path, bro
                            ("image.html", "bad.png")):
         with pytest.raises(AssertionError, match=expected):
             _check_page(browser, tmp_path / name, shots, tmp_path)
+
+
+def _pdf_pages(data: bytes) -> int:
+    import re
+
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
+
+
+def test_pdf_printer_reuses_one_browser_and_prints_like_the_command_line(chromium_path, tmp_path):
+    from ecrm_research.pdf import PdfPrinter, print_pdf
+
+    pages = []
+    for i, n_par in enumerate((3, 120)):  # one page, then several
+        html = tmp_path / f"r{i}.html"
+        html.write_text("<html><body><h1>Report</h1>" + "<p>line of text</p>" * n_par + "</body></html>")
+        pages.append(html)
+    with PdfPrinter() as printer:
+        first = printer.print(pages[0], tmp_path / "a.pdf")
+        pid = printer._browser.proc.pid
+        second = printer.print(pages[1], tmp_path / "b.pdf")
+        assert printer._browser.proc.pid == pid  # the same Chromium printed both
+    assert first.status == second.status == "ok"
+    cli = print_pdf(pages[1], tmp_path / "b_cli.pdf")
+    assert cli.status == "ok"
+    got, ref = (tmp_path / "b.pdf").read_bytes(), (tmp_path / "b_cli.pdf").read_bytes()
+    assert got[:5] == b"%PDF-" and _pdf_pages(got) == _pdf_pages(ref) > 1
+    assert _pdf_pages((tmp_path / "a.pdf").read_bytes()) == 1

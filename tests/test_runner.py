@@ -7,6 +7,7 @@ a figure and findings; ``boom`` raises ValueError in its third cell).
 from __future__ import annotations
 
 import json
+import time
 import re
 import shutil
 import sys
@@ -211,6 +212,52 @@ def test_run_all_passes_each_notebook_only_the_params_it_declares(suite):
     assert got["seed"] == 7 and got["label"] == "x<y & z"
     boom_params = json.loads((res["boom"].out_dir / "run.json").read_text())["parameters"]
     assert boom_params["seed"] == 7 and "label" not in boom_params
+
+
+def test_run_all_tables_do_not_depend_on_jobs(suite, tmp_path):
+    """jobs=2 (threads, one kernel each) and jobs=1 give the same results in the same order."""
+    _, res, _ = suite
+    results = run_all(["boom", "hello"], out=tmp_path, params={"seed": 7, "label": "x<y & z"},
+                      progress=False, notebooks_dir=NB_DIR, jobs=1, pdf=False)
+    assert [(r.name, r.status) for r in results] == [("boom", "failed"), ("hello", "ok")]
+    for r in results:
+        one = json.loads((r.out_dir / "run.json").read_text())["tables"]
+        par = json.loads((res[r.name].out_dir / "run.json").read_text())["tables"]
+        assert one == par
+    assert json.loads((res["hello"].out_dir / "run.json").read_text())["tables"]  # not vacuous
+
+
+def test_run_all_runs_notebooks_concurrently_with_jobs_2(tmp_path):
+    """Two notebooks that each sleep 4 s overlap with jobs=2: the wall time is far below the sum."""
+    books = tmp_path / "nb"
+    books.mkdir()
+    for fname in ("01_sleepa.ipynb", "02_sleepb.ipynb"):
+        shutil.copy(NB_DIR / "02_boom.ipynb", books / fname)
+    t0 = time.perf_counter()
+    results = run_all("all", out=tmp_path / "out", params={"sleep": 4}, progress=False,
+                      notebooks_dir=books, jobs=2, pdf=False)
+    wall = time.perf_counter() - t0
+    assert [r.name for r in results] == ["sleepa", "sleepb"]
+    assert all(r.seconds >= 4 for r in results)
+    assert wall < sum(r.seconds for r in results) - 3
+
+
+def test_default_jobs_follows_cores_and_memory(monkeypatch):
+    from ecrm_research import runner
+
+    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(runner, "_available_memory", lambda: 20 * 2**30)
+    monkeypatch.setattr(runner, "_input_bytes", lambda data: 2_300_000)  # the bundled sample
+    assert runner.default_jobs(None, 5)[0] == 2
+    assert runner.default_jobs(None, 1)[0] == 1
+    monkeypatch.setattr(runner, "_input_bytes", lambda data: 384 * 2**20)  # 1M customers: ~23 GB a kernel
+    jobs, why = runner.default_jobs("/big", 5)
+    assert jobs == 1 and "23.1 GB per kernel" in why
+
+
+def test_run_all_rejects_bad_jobs(tmp_path):
+    with pytest.raises(ParameterError, match="jobs"):
+        run_all(["hello"], out=tmp_path, notebooks_dir=NB_DIR, jobs=0, progress=False)
 
 
 def test_cell_timeout_fails_with_readable_error(tmp_path):

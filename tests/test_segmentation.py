@@ -117,8 +117,8 @@ def test_planted_clusters_recovered_and_k_recommended(method):
 def test_same_seed_same_segments_and_fixed_k():
     X, _ = _planted_features(seed=3)
     a = seg.CustomerSegmenter(k_range=(2, 5), n_bootstrap=3, random_state=11).fit(X)
-    b = seg.CustomerSegmenter(k_range=(2, 5), n_bootstrap=3, random_state=11).fit(X)
-    assert (a.labels_ == b.labels_).all()
+    b = seg.CustomerSegmenter(k_range=(2, 5), n_bootstrap=3, random_state=11, progress=True).fit(X)
+    assert (a.labels_ == b.labels_).all()   # the progress bar (b) changes nothing
     pd.testing.assert_frame_equal(a.k_selection_, b.k_selection_)
     fixed = seg.CustomerSegmenter(n_clusters=3, random_state=11).fit(X)
     assert fixed.n_clusters_ == 3 and "fixed" in fixed.k_reason_ and len(fixed.k_selection_) == 0
