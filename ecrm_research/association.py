@@ -215,8 +215,9 @@ def baskets_from_orders(
     Parameters
     ----------
     tables : mapping of str to DataFrame
-        Canonical tables (see :mod:`ecrm_research.schema`); ``orders`` and ``order_items`` are
-        needed, ``products`` for names and categories. Usually ``quality.clean(...).tables``.
+        Canonical tables (see :mod:`ecrm_research.schema`); ``orders`` (keyed by ``order_id``,
+        with ``customer_id``, ``ordered_at``, ``status``) and ``order_items`` are needed,
+        ``products`` for names and categories. Usually ``quality.clean(...).tables``.
     item_level : {'product', 'category'}
         What an item is: a product, or its ``products.category`` (an item hierarchy as in
         arules' ``aggregate``; products without a category become ``"(no category)"``).
@@ -235,10 +236,24 @@ def baskets_from_orders(
     Returns
     -------
     DataFrame
-        ``basket_id`` (str), ``item`` (str), ``ordered_at`` (the basket's first order time),
-        ``customer_id``; one row per distinct item of each basket. Lines with non-positive
-        quantity (returns) are not purchases and are left out.
+        ``basket_id`` (text: the order id, the customer id, or ``"customer@period"``),
+        ``item`` (str), ``ordered_at`` (the basket's first order time), ``customer_id``; one row
+        per distinct item of each basket (in the order of the lines), baskets sorted by first
+        order time, then by id. Lines with non-positive quantity (returns) are not purchases
+        and are left out. Ids are ``string[pyarrow]`` (the canonical id dtype).
+
+    Notes
+    -----
+    Built on integer codes, so the cost is a few int64 arrays of the length of ``order_items``:
+    each line finds its order by position (:func:`schema.key_positions`), products and baskets
+    are coded once, labels are made for the distinct products only, and the text of the
+    baskets' ids is taken once at the end. The result is row for row what a merge of the
+    lines with the orders, ``drop_duplicates(["basket_id", "item"])`` and a stable sort by
+    ``(ordered_at, basket_id)`` give, in a fraction of their time and memory (figures in
+    ``benchmarks/README.md``).
     """
+    from . import schema  # imported lazily, as io and quality
+
     for t in ("orders", "order_items"):
         if t not in tables:
             raise ParameterError(f"baskets_from_orders: table '{t}' missing; have {sorted(tables)}.")
@@ -250,36 +265,101 @@ def baskets_from_orders(
     orders = tables["orders"]
     lines = tables["order_items"]
     products = tables.get("products")
+    if item_level == "category" and (products is None or "category" not in products.columns):
+        raise ParameterError("item_level='category' needs a products table with a category column.")
+
+    # the lines that are purchases in a kept order, in their order in the table
+    pos = schema.key_positions(lines["order_id"], orders["order_id"])  # row of each line's order; -1: none
+    keep = pos >= 0
     if statuses is not None:
-        orders = orders[orders["status"].astype(str).isin(list(statuses))]
-    lines = lines[lines["quantity"] > 0] if "quantity" in lines.columns else lines
-    df = lines[["order_id", "product_id"]].merge(
-        orders[["order_id", "customer_id", "ordered_at"]], on="order_id", how="inner")
+        keep &= _status_in(orders["status"], statuses)[np.maximum(pos, 0)]
+    if "quantity" in lines.columns:
+        keep &= _true(lines["quantity"] > 0)
+    rows = np.flatnonzero(keep)
+    opos = pos[rows]
+    del pos, keep
+
+    # items: labels for the distinct products only, then one integer code per line
+    pcodes, puniq = pd.factorize(lines["product_id"], use_na_sentinel=False)
+    pcodes = pcodes[rows]
+    used = np.flatnonzero(np.bincount(pcodes, minlength=len(puniq)))
+    ids = pd.Series(puniq.take(used))
     if item_level == "category":
-        if products is None or "category" not in products.columns:
-            raise ParameterError("item_level='category' needs a products table with a category column.")
         cat = products.drop_duplicates("product_id").set_index("product_id")["category"].astype("string")
-        item = df["product_id"].map(cat).fillna("(no category)")
-        df["item"] = item.astype(str).to_numpy()
+        labels = ids.map(cat).fillna("(no category)").astype(str)
     else:
-        df["item"] = _product_labels(products, df["product_id"], item_label).to_numpy()
+        labels = _product_labels(products, ids, item_label)
+    lcodes, item_labels = pd.factorize(np.asarray(labels, dtype=object))
+    code_of_product = np.full(len(puniq), -1, dtype=np.int64)
+    code_of_product[used] = lcodes
+    icodes = code_of_product[pcodes]
+    del pcodes, code_of_product
+
+    # baskets: a key per order, coded in the order of the keys as text
+    oused = np.flatnonzero(np.bincount(opos, minlength=len(orders)))
     if basket_by == "order":
-        df["basket_id"] = df["order_id"].astype(str)
+        okey = orders["order_id"].iloc[oused]
     else:
-        if df["customer_id"].isna().any():
-            n = int(df["customer_id"].isna().sum())
+        cust = orders["customer_id"]
+        na_cust = np.asarray(cust.isna(), dtype=bool)
+        if na_cust[opos].any():
+            n = int(na_cust[opos].sum())
             warnings.warn(f"{n:,} order lines have no customer_id and are left out of customer baskets.",
                           stacklevel=2)
-            df = df[df["customer_id"].notna()]
-        key = df["customer_id"].astype(str)
+        oused = oused[~na_cust[oused]]
+        okey = cust.iloc[oused]
         if window:
-            key = key + "@" + _period_key(df["ordered_at"], window)
-        df["basket_id"] = key.to_numpy()
-    first = df.groupby("basket_id", sort=False)["ordered_at"].transform("min")
-    df["ordered_at"] = first
-    out = df[["basket_id", "item", "ordered_at", "customer_id"]].drop_duplicates(["basket_id", "item"])
-    out["customer_id"] = out["customer_id"].astype("string")
-    return out.sort_values(["ordered_at", "basket_id"], kind="stable").reset_index(drop=True)
+            period = _period_key(orders["ordered_at"].iloc[oused], window).to_numpy(dtype=object)
+            okey = pd.Series(okey.astype(str).to_numpy(dtype=object) + "@" + period, dtype=object)
+    if not isinstance(okey.dtype, pd.StringDtype):
+        okey = okey.astype(str)
+    bcodes_o, bnames = pd.factorize(okey.astype(schema.ID), sort=True)
+    basket_of_order = np.full(len(orders), -1, dtype=np.int64)
+    basket_of_order[oused] = bcodes_o
+    bcodes = basket_of_order[opos]
+    del basket_of_order
+    if basket_by == "customer":
+        ok = bcodes >= 0
+        bcodes, icodes, opos = bcodes[ok], icodes[ok], opos[ok]
+    # a basket's time is its first order's; baskets are sorted by that time, then by id
+    times = pd.Series(orders["ordered_at"].to_numpy()[oused])
+    first = times.groupby(bcodes_o).min().reindex(np.arange(len(bnames))).to_numpy()
+    by_time = pd.DataFrame({"t": first, "c": np.arange(len(bnames))}).sort_values(["t", "c"], kind="stable")
+    rank = np.empty(len(bnames), dtype=np.int64)
+    rank[by_time.index.to_numpy()] = np.arange(len(bnames))
+    del times, by_time
+
+    # one row per (basket, item): the first line wins; then the baskets in time order
+    n_labels = max(len(item_labels), 1)
+    first_line = ~pd.Series(bcodes * n_labels + icodes).duplicated(keep="first").to_numpy()
+    bcodes, icodes, opos = bcodes[first_line], icodes[first_line], opos[first_line]
+    order = np.argsort(rank[bcodes], kind="stable")
+    bcodes, icodes, opos = bcodes[order], icodes[order], opos[order]
+    del order, first_line
+    out = pd.DataFrame({
+        "basket_id": pd.Series(bnames.take(bcodes), dtype=schema.ID).array,
+        "item": np.asarray(item_labels, dtype=object)[icodes],
+        "ordered_at": first[bcodes],
+    })
+    out["customer_id"] = orders["customer_id"].take(opos).astype(schema.ID).array
+    return out
+
+
+def _true(mask: Any) -> np.ndarray:
+    """A boolean mask as a numpy array; missing values are False (as in boolean indexing)."""
+    s = mask if isinstance(mask, pd.Series) else pd.Series(mask)
+    if s.dtype == bool:
+        return s.to_numpy()
+    return np.asarray(s.fillna(False), dtype=bool)
+
+
+def _status_in(status: pd.Series, statuses: Sequence[str]) -> np.ndarray:
+    """``status.astype(str).isin(statuses)`` as a bool array; a categorical is tested on its categories."""
+    wanted = list(statuses)
+    if isinstance(status.dtype, pd.CategoricalDtype):
+        ok = np.append(pd.Index(status.cat.categories).astype(str).isin(wanted), str(np.nan) in wanted)
+        return ok[status.cat.codes.to_numpy()]  # code -1 (missing) reads the last slot
+    return np.asarray(status.astype(str).isin(wanted), dtype=bool)
 
 
 def aggregate_items(baskets: pd.DataFrame, hierarchy: pd.DataFrame | Mapping[str, str], level: str | None = None,
@@ -381,11 +461,26 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
         orders without a customer id are kept for order baskets (a guest's basket is still a
         basket) and non-product codes (postage, fees; the mapping's ``non_product_codes``) are
         dropped.
+
+    Notes
+    -----
+    Memory at scale (the order lines dominate): a canonical folder is read with only the
+    required columns (products whole); cleaning gets only the columns its reasons and the baskets
+    need (:data:`_BASKET_COLUMNS`), skips the quality report (not shown here) and replaces the
+    tables as read; the baskets are built on integer codes; each copy is freed as soon as the next
+    exists. The exclusions and baskets are the same as with the whole tables.
     """
     from . import io  # imported lazily: io/quality are separate modules with their own deps
+    from . import quality
 
-    ds = io.load_dataset(data, data_format, mapping)
+    if policy is None:
+        # guest orders are still baskets; postage/fees are not products anyone cross-sells
+        policy = quality.CleaningPolicy(drop_missing_customer=(basket_by == "customer"), drop_non_product=True)
+    cmap = io.load_mapping(mapping) if mapping is not None else None
+    columns = _basket_projection(data, data_format, cmap, policy)
+    ds = io.load_dataset(data, data_format, cmap, **({"columns": columns} if columns else {}))
     ds.require(["canonical", "lines", "baskets"], "association")
+    fmt, source = ds.format, str(ds.source)
     rows: list[dict[str, Any]] = []
     descr: list[str] = []
     if ds.format == "baskets":
@@ -401,12 +496,11 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
             raise ParameterError("item_level='category' on a basket file needs an item hierarchy "
                                  "(hierarchy=..., hierarchy_level=...), e.g. Groceries' groceries_iteminfo.csv.")
     else:
-        from . import quality
-
-        if policy is None:
-            # guest orders are still baskets; postage/fees are not products anyone cross-sells
-            policy = quality.CleaningPolicy(drop_missing_customer=(basket_by == "customer"), drop_non_product=True)
-        cleaned = quality.clean(ds.tables, policy, non_product_codes=_non_product_codes(ds))
+        codes = _non_product_codes(ds)
+        # the tables are handed over, not kept here: clean() works on them and they are freed
+        # when it returns, with only the cleaned copies left
+        cleaned = quality.clean(_basket_tables(ds, policy), policy, non_product_codes=codes, report=False)
+        del ds
         descr = list(policy.describe())
         q = cleaned.quarantine
         if q is not None and len(q):
@@ -414,23 +508,91 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
             for r in counts.itertuples(index=False):
                 rows.append({"step": f"cleaning ({r.table})", "reason": str(r.reason), "rows": int(r.rows)})
         tables = cleaned.tables
-        orders = tables["orders"]
-        other = orders[orders["status"].astype(str) != "completed"]
+        del cleaned, q
+        _free()
+        status = tables["orders"]["status"].astype(str)
+        other = status[status != "completed"]
         if len(other):
-            for status, n in other["status"].astype(str).value_counts().items():
-                rows.append({"step": "baskets", "reason": f"order status '{status}' (only completed orders form baskets)",
+            for st, n in other.value_counts().items():
+                rows.append({"step": "baskets", "reason": f"order status '{st}' (only completed orders form baskets)",
                              "rows": int(n)})
+        del status, other
         nonpos = int((tables["order_items"]["quantity"] <= 0).sum())
         if nonpos:
             rows.append({"step": "baskets", "reason": "order line with quantity <= 0 (a return, not a purchase)",
                          "rows": nonpos})
         b = baskets_from_orders(tables, item_level=item_level, basket_by=basket_by, window=window)
+        del tables
+        _free()
         has_ts = True
     if hierarchy is not None:
         b = aggregate_items(b, hierarchy, hierarchy_level)
     excl = pd.DataFrame(rows, columns=["step", "reason", "rows"])
-    return BasketData(baskets=b, format=ds.format, source=str(ds.source), has_timestamps=has_ts,
-                      exclusions=excl, policy=descr)
+    return BasketData(baskets=b, format=fmt, source=source, has_timestamps=has_ts, exclusions=excl, policy=descr)
+
+
+#: Columns that cleaning (reasons and orphan checks) and :func:`baskets_from_orders` use, per table.
+#: Survey answers are neither cleaned nor used, so they are left out; so is ``line_no``, which only
+#: the key check of the load needs (each column of the order lines costs 8 bytes x lines, per copy).
+_BASKET_COLUMNS = {
+    "customers": ["customer_id"],
+    "products": None,  # all: names and categories label the items
+    "orders": ["order_id", "customer_id", "ordered_at", "status"],
+    "order_items": ["order_id", "product_id", "quantity", "unit_price"],
+    "service_contacts": ["contact_id", "customer_id", "contacted_at"],
+}
+
+
+def _basket_projection(data: Any, data_format: str | None, cmap: Any, policy: Any) -> dict | None:
+    """``columns=`` for :func:`io.load_dataset` when the data is a canonical folder, else None.
+
+    Only the required columns are read (products whole); with ``drop_duplicate_rows`` the order
+    lines are read whole, since a duplicate line is one equal on every column.
+    """
+    from pathlib import Path
+
+    if data_format not in (None, "canonical") or (cmap is not None and cmap.format not in (None, "canonical")):
+        return None
+    if data is not None and not Path(data).is_dir():
+        return None
+    cols: dict[str, list[str] | None] = {"customers": [], "orders": [], "order_items": [], "service_contacts": [],
+                                         "survey_responses": []}
+    if getattr(policy, "drop_duplicate_rows", False):
+        del cols["order_items"]
+    return cols
+
+
+def _basket_tables(ds: Any, policy: Any) -> dict[str, pd.DataFrame]:
+    """Take the tables out of ``ds`` (``ds.tables`` is emptied) with only the columns that cleaning
+    and basket building need (see :data:`_BASKET_COLUMNS`).
+
+    The quarantine counts do not change: every reason and orphan check reads only these
+    columns, and with ``drop_duplicate_rows`` the order lines keep all their columns.
+    """
+    tables, ds.tables = ds.tables, {}
+    out = {}
+    for name, df in tables.items():
+        if name not in _BASKET_COLUMNS:
+            continue
+        cols = _BASKET_COLUMNS[name]
+        if cols is None or (name == "order_items" and getattr(policy, "drop_duplicate_rows", False)):
+            out[name] = df
+        else:
+            out[name] = df[[c for c in df.columns if c in cols]]
+    tables = df = None
+    _free()
+    return out
+
+
+def _free() -> None:
+    """Free the tables just dropped *now*.
+
+    pandas frames sit in reference cycles (frame, column cache, block references), so dropping
+    the last name does not free them: they wait for Python's cyclic collector, which may run much
+    later, when another full copy of the data has been made. One collection here costs a few
+    hundredths of a second and keeps a copy of the order lines out of the peak.
+    """
+    gc.collect()
 
 
 def _non_product_codes(ds: Any) -> tuple:
@@ -453,11 +615,20 @@ def item_frequencies(baskets: pd.DataFrame | Sequence[Iterable[str]]) -> pd.Data
     DataFrame
         ``item, count, support`` sorted by decreasing count (ties by item), where
         support = count / number of baskets.
+
+    Notes
+    -----
+    Counted on the integer-coded baskets (:func:`_encode`), not by de-duplicating the long table.
     """
     b = _check_long(baskets)
-    n = b["basket_id"].nunique()
-    counts = b.dropna(subset=["item"]).drop_duplicates(["basket_id", "item"])["item"].value_counts()
-    out = counts.rename_axis("item").reset_index(name="count")
+    if isinstance(b["item"].dtype, pd.CategoricalDtype):  # value_counts lists unused categories too
+        n = b["basket_id"].nunique()
+        counts = b.dropna(subset=["item"]).drop_duplicates(["basket_id", "item"])["item"].value_counts()
+        out = counts.rename_axis("item").reset_index(name="count")
+    else:
+        enc = _encode(b, min_count=1)
+        n = enc.n_baskets
+        out = pd.DataFrame({"item": enc.items, "count": enc.counts})
     out = out.sort_values(["count", "item"], ascending=[False, True], kind="stable").reset_index(drop=True)
     out["support"] = out["count"] / n if n else np.nan
     return out
@@ -472,9 +643,10 @@ def basket_sizes(baskets: pd.DataFrame | Sequence[Iterable[str]]) -> pd.DataFram
         ``size, n_baskets, share`` for every observed size.
     """
     b = _check_long(baskets)
-    sizes = b.groupby("basket_id", sort=False)["item"].nunique()
-    dist = sizes.value_counts().sort_index()
-    out = dist.rename_axis("size").reset_index(name="n_baskets")
+    sizes = _encode(b, min_count=1).sizes
+    dist = np.bincount(sizes) if len(sizes) else np.zeros(0, dtype=np.int64)
+    size = np.flatnonzero(dist)
+    out = pd.DataFrame({"size": size.astype(np.int64), "n_baskets": dist[size].astype(np.int64)})
     out["share"] = out["n_baskets"] / out["n_baskets"].sum()
     return out
 
@@ -584,8 +756,39 @@ def _basket_codes(col: pd.Series, want_index: bool) -> tuple[np.ndarray, int, pd
             np.not_equal(v[1:], v[:-1], out=start[1:])
             codes = np.cumsum(start, dtype=np.int64) - 1
             return codes, int(codes[-1]) + 1, (pd.Index(v[start]) if want_index else None)
+    arr = getattr(col.array, "_pa_array", None)
+    if arr is not None and len(arr) > 1 and _is_arrow_text(arr.type):
+        return _arrow_run_codes(arr, want_index)
     codes, uniques = pd.factorize(col, sort=False)
     return codes.astype(np.int64, copy=False), len(uniques), (pd.Index(uniques) if want_index else None)
+
+
+def _is_arrow_text(t: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(t) or pa.types.is_large_string(t)
+
+
+def _arrow_run_codes(arr: Any, want_index: bool) -> tuple[np.ndarray, int, pd.Index | None]:
+    """:func:`pandas.factorize` codes of Arrow text, computed on its runs of equal values.
+
+    Baskets come grouped (the lines of one order are consecutive), so only the first value of each
+    run is dictionary-encoded and its code repeated over the run: the same codes (in order of first
+    appearance, -1 for missing) as hashing every row, several times faster.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n = len(arr)
+    same = pc.fill_null(pc.equal(arr.slice(1), arr.slice(0, n - 1)), False)
+    heads = np.r_[0, np.flatnonzero(~same.to_numpy(zero_copy_only=False)) + 1]
+    del same
+    enc = pc.dictionary_encode(pc.take(arr, pa.array(heads)))
+    enc = enc.combine_chunks() if isinstance(enc, pa.ChunkedArray) else enc
+    head_codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = np.repeat(head_codes, np.diff(np.r_[heads, n]))
+    uniques = pd.Index(pd.arrays.ArrowStringArray(pa.chunked_array([enc.dictionary.cast(pa.large_string())])))
+    return codes, len(uniques), (uniques if want_index else None)
 
 
 def _item_codes(col: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -610,23 +813,35 @@ def _encode(b: pd.DataFrame, min_support: float | None = None, *, min_count: int
         min_count = _min_count(min_support, n) if min_support else 1
     icodes, labels = _item_codes(b["item"])
     m = len(labels)
+    # the code arrays are this function's own: filtered and combined in place, each intermediate
+    # freed as soon as it is used (peak ~4 int64 arrays of the table's length, not ~8)
     ok = (icodes >= 0) & (bcodes >= 0)
-    ic, bc = (icodes, bcodes) if ok.all() else (icodes[ok], bcodes[ok])
-    raw = np.bincount(ic, minlength=m)
+    if not ok.all():
+        icodes, bcodes = icodes[ok], bcodes[ok]
+    del ok
+    raw = np.bincount(icodes, minlength=m)
     n_items = int((raw > 0).sum())
     if min_count > 1:
-        sel = (raw >= min_count)[ic]
-        ic, bc = ic[sel], bc[sel]
-    key = bc * m + ic if m else bc
-    key = np.sort(key, kind="stable")  # baskets usually come grouped: long sorted runs
+        sel = (raw >= min_count)[icodes]
+        if not sel.all():
+            icodes, bcodes = icodes[sel], bcodes[sel]
+        del sel
+    key = bcodes  # key = basket * m + item
+    del bcodes
+    if m:
+        key *= m
+        key += icodes
+    del icodes
+    key.sort(kind="stable")  # baskets usually come grouped: long sorted runs
     if len(key) > 1:
         first = np.empty(len(key), dtype=bool)
         first[0] = True
         np.not_equal(key[1:], key[:-1], out=first[1:])
         if not first.all():
             key = key[first]
-    rows = key // max(m, 1)
-    cols = key - rows * max(m, 1)
+        del first
+    rows, cols = np.divmod(key, max(m, 1))
+    del key
     counts = np.bincount(cols, minlength=m)
     fcodes = np.flatnonzero(counts >= min_count)
     flabels = labels[fcodes]
@@ -636,10 +851,14 @@ def _encode(b: pd.DataFrame, min_support: float | None = None, *, min_count: int
     remap = np.full(m, -1, dtype=np.int64)
     remap[fcodes] = np.arange(K)
     new = remap[cols]
+    del cols
     keep = new >= 0
-    rows, new = rows[keep], new[keep]
+    if not keep.all():
+        rows, new = rows[keep], new[keep]
+    del keep
     indptr = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(np.bincount(rows, minlength=n), out=indptr[1:])
+    del rows
     return _Encoded(n_baskets=n, items=flabels, counts=counts[fcodes].astype(np.int64), indptr=indptr,
                     indices=new.astype(np.int32), min_count=int(min_count), n_items=n_items, n_rows=len(b),
                     basket_index=bindex)
@@ -1056,17 +1275,38 @@ def resolve_engine(engine: str = "auto", spark_master: str | None = None) -> str
     return engine
 
 
-def _fim_tracts(enc: _Encoded) -> list[list[int]]:
-    """pyfim's input: the baskets with two or more frequent items, as lists of item codes.
+def _fim_tracts(enc: _Encoded) -> dict[tuple[int, ...], int]:
+    """pyfim's input: the distinct baskets with two or more frequent items and how often each occurs.
 
     Baskets with fewer than two frequent items cannot hold a 2-itemset (single items are counted
-    by the encoding), so they are not handed over.
+    by the encoding), so they are not handed over. pyfim takes a dictionary {transaction:
+    multiplicity}; baskets reduced to their frequent items repeat a lot (a few dozen frequent
+    items), so this is a fraction of a list of every basket, and identical counts. Transactions
+    of one size are sorted and counted as one (n, k) array (``np.unique(axis=0)``).
     """
-    tracts = enc.transactions(2)
+    sizes = enc.sizes
+    starts = enc.indptr[:-1]
+    K = max(len(enc.items), 2)
+    tracts: dict[tuple[int, ...], int] = {}
+    for k in np.unique(sizes[sizes >= 2]).tolist():
+        mat = enc.indices[starts[sizes == k][:, None] + np.arange(k)]
+        mat.sort(axis=1)
+        if k * math.log2(K) < 62:  # one int64 per transaction (base K digits): a fast 1-D unique
+            key = mat[:, 0].astype(np.int64)
+            for j in range(1, k):
+                key *= K
+                key += mat[:, j]
+            key, mult = np.unique(key, return_counts=True)
+            uniq = np.empty((len(key), k), dtype=np.int64)
+            for j in range(k - 1, -1, -1):
+                key, uniq[:, j] = np.divmod(key, K)
+        else:
+            uniq, mult = np.unique(mat, axis=0, return_counts=True)
+        tracts.update(zip(map(tuple, uniq.tolist()), mult.tolist()))
     # pyfim 6.28 leaves out every itemset made only of items that are in *all* transactions (they
     # are perfect extensions of the empty set, which it does not report): fim.fpgrowth([[0, 1],
     # [0, 1]], supp=-2) is []. One empty transaction changes no count and avoids that.
-    tracts.append([])
+    tracts[()] = 1
     return tracts
 
 
@@ -1077,7 +1317,7 @@ def _fim_args(enc: _Encoded, max_len: int | None) -> dict[str, Any]:
     return kw
 
 
-def _fim_count(tracts: list[list[int]], enc: _Encoded, max_len: int | None) -> int:
+def _fim_count(tracts: dict[tuple[int, ...], int], enc: _Encoded, max_len: int | None) -> int:
     """Number of frequent itemsets of 2..max_len items, counted by pyfim without storing them.
 
     ``report='#'`` returns the pattern spectrum (itemsets per size and support) instead of the
@@ -1087,7 +1327,7 @@ def _fim_count(tracts: list[list[int]], enc: _Encoded, max_len: int | None) -> i
     return int(round(sum(spectrum.values()))) if spectrum else 0
 
 
-def _fim_itemsets(tracts: list[list[int]], enc: _Encoded,
+def _fim_itemsets(tracts: dict[tuple[int, ...], int], enc: _Encoded,
                   max_len: int | None) -> tuple[list[tuple[int, ...]], list[int]]:
     """Itemsets of 2..max_len items with pyfim's FP-growth: ``(codes, counts)``.
 
@@ -1364,16 +1604,17 @@ def _frequent_itemsets(b: pd.DataFrame, min_support: float, max_len: int | None,
         _check_memory(enc, n_sets=K, **mem)
         with _gc_paused():
             tracts = _fim_tracts(enc)
-            stages.note(baskets=len(tracts) - 1)
+            n_tracts = int((enc.sizes >= 2).sum())
+            stages.note(baskets=n_tracts, distinct=len(tracts) - 1)
             n_sets = None
             by_bound = _estimate_parts(enc.sizes, K, min_count, L, enc.n_rows, engine, max_itemsets, n_sets=capped)
             if guard or sum(by_bound.values()) > limit_bytes:
-                stages.note(baskets=len(tracts) - 1, step="counting")
+                stages.note(baskets=n_tracts, step="counting")
                 n_sets = _fim_count(tracts, enc, L) + K
                 if n_sets > max_itemsets:
                     raise _too_many(n_sets, max_itemsets, min_support, max_len, n, K, exact=True)
             need = _check_memory(enc, n_sets=n_sets, **mem)
-            stages.note(baskets=len(tracts) - 1, step="mining")
+            stages.note(baskets=n_tracts, step="mining")
             sets, counts = _fim_itemsets(tracts, enc, L)
             del tracts
     else:
@@ -1930,15 +2171,23 @@ def split_baskets_by_time(baskets: pd.DataFrame, holdout_fraction: float = 0.3) 
                             "Use order data (canonical or lines) for a holdout check.")
     if not (0 < float(holdout_fraction) < 1):
         raise ParameterError(f"holdout_fraction={holdout_fraction!r} must be between 0 and 1 (e.g. 0.3).")
-    t = baskets.groupby("basket_id", sort=False)["ordered_at"].min().sort_values(kind="stable")
+    # baskets by first order time (ties: in the order they first appear), on integer codes
+    codes, n_b, _ = _basket_codes(baskets["basket_id"], False)
+    valid = codes >= 0
+    ts = baskets["ordered_at"].reset_index(drop=True)
+    t = (ts if valid.all() else ts[valid]).groupby(codes[valid]).min().sort_values(kind="stable")
+    del ts
     n_train = int(round(len(t) * (1 - float(holdout_fraction))))
     if n_train < 1 or n_train >= len(t):
         raise AnalysisError(f"Cannot split {len(t):,} baskets with holdout_fraction={holdout_fraction}: one side "
                             "would be empty.")
-    train_ids = set(t.index[:n_train])
     cutoff = t.iloc[n_train]
-    mask = baskets["basket_id"].isin(train_ids)
-    train, test = baskets[mask].reset_index(drop=True), baskets[~mask].reset_index(drop=True)
+    is_train = np.zeros(n_b + 1, dtype=bool)  # the last slot: rows without a basket id (code -1)
+    is_train[t.index.to_numpy()[:n_train]] = True
+    mask = is_train[codes]
+    del codes, valid, t
+    train, test = baskets.loc[mask], baskets.loc[~mask]  # new frames: renumbered in place, not copied again
+    train.index, test.index = pd.RangeIndex(len(train)), pd.RangeIndex(len(test))
     train.attrs["cutoff"] = test.attrs["cutoff"] = cutoff
     return train, test
 
@@ -1956,12 +2205,14 @@ def measure_rules(rules: pd.DataFrame, baskets: pd.DataFrame | Sequence[Iterable
     """
     b = _check_long(baskets)
     n = int(b["basket_id"].nunique())
-    X, items, _, _ = _sparse_matrix(b, 1)
+    ants = rules["antecedents"].tolist()
+    cons = rules["consequents"].tolist()
+    # only the rows of the rules' items are encoded: a basket without any of them counts for no set
+    used = set().union(*ants, *cons) if len(ants) else set()
+    X, items, _, _ = _sparse_matrix(b.loc[b["item"].isin(used).to_numpy(dtype=bool), ["basket_id", "item"]], 1)
     col = {it: j for j, it in enumerate(items)}
     m = len(items)
     X = X.astype(np.int32).tocsc()
-    ants = rules["antecedents"].tolist()
-    cons = rules["consequents"].tolist()
 
     def count_sets(sets: list[frozenset]) -> np.ndarray:
         out = np.zeros(len(sets), dtype=np.int64)

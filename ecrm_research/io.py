@@ -917,6 +917,7 @@ def _load_canonical(folder: Path, mapping: ColumnMapping | None, opts: dict[str,
         raw = _apply_value_maps(raw, mapping.value_maps if mapping else {})
         tables[name] = schema.coerce_table(raw, name, source=str(p), date_format=opts.get("date_format"),
                                            dayfirst=bool(opts.get("dayfirst", False)))
+        del raw  # before the next file is read
         sources[name] = str(p)
     tables = {n: tables[n] for n in schema.TABLES if n in tables}  # the data model's order
     schema.validate_tables(tables, sources=sources)

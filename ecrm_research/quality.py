@@ -411,8 +411,8 @@ class CleanResult:
     reconciliation : DataFrame
         Per table: input_rows, kept_rows, quarantined_rows, one column per reason code, and
         ``reconciles`` (input = kept + quarantined).
-    report : QualityReport
-        Report on the *input* tables.
+    report : QualityReport or None
+        Report on the *input* tables (None when ``clean(..., report=False)``).
     policy : CleaningPolicy
         The policy applied.
     """
@@ -523,7 +523,7 @@ def _quarantine_part(table: str, df: pd.DataFrame, reason: np.ndarray, extra: Ma
 
 
 def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = None, *,
-          non_product_codes: Iterable[str] = ()) -> CleanResult:
+          non_product_codes: Iterable[str] = (), report: bool = True) -> CleanResult:
     """Apply a cleaning policy, quarantining every dropped row with a reason code.
 
     Parameters
@@ -534,6 +534,9 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
         Defaults to the standard filters, ``CleaningPolicy()``.
     non_product_codes : iterable of str
         Product ids that are not goods; used by ``policy.drop_non_product`` and the report.
+    report : bool
+        Also describe the input (:func:`quality_report`; about half the time of a clean at
+        scale). False: ``CleanResult.report`` is None, everything else is the same.
 
     Returns
     -------
@@ -570,9 +573,10 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
         raise SchemaError(f"clean: table(s) {missing} missing; have {sorted(tables)}. Cleaning needs canonical "
                           "orders and order_items (load them with io.load_dataset).", column=missing[0])
     codes = {str(c) for c in non_product_codes}
-    tables = {k: v.reset_index(drop=True) for k, v in tables.items()}
+    # clean only reads the tables: one with the default index is used as it is (no copy of 10^7 lines)
+    tables = {k: v if _default_index(v) else v.reset_index(drop=True) for k, v in tables.items()}
     memo: dict = {}  # order positions and orphan masks, computed once for the report and the cleaning
-    report = _quality_report(tables, codes, memo)
+    described = _quality_report(tables, codes, memo) if report else None
     orders, items = tables["orders"], tables["order_items"]
 
     order_reason = _order_reasons(tables, policy, memo)
@@ -593,20 +597,23 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
 
     def cust_of_line(rows: np.ndarray) -> np.ndarray:  # only for the quarantined lines
         pos = order_pos[rows]
-        cust = orders["customer_id"].to_numpy(dtype=object, na_value=None)[np.maximum(pos, 0)] if len(orders) \
-            else np.full(len(rows), None, dtype=object)
+        # picked first, then made Python objects: not one object per order of the whole table
+        cust = orders["customer_id"].iloc[np.maximum(pos, 0)].to_numpy(dtype=object, na_value=None) \
+            if len(orders) else np.full(len(rows), None, dtype=object)
         return np.where(pos >= 0, cust, None)
 
     parts, out, rec = [], {}, []
     for name, df in tables.items():
         r = reasons.get(name)
         if r is None:
-            out[name] = df
+            out[name] = df.copy()  # the cleaned tables never share data with the input
             rec.append(_rec_row(name, len(df), None))
             continue
         extra = {"customer_id": cust_of_line} if name == "order_items" else None
         parts.append(_quarantine_part(name, df, r, extra))
-        out[name] = df.loc[r == _KEPT].reset_index(drop=True)
+        kept = df.loc[r == _KEPT]  # a new frame: renumbered in place, not copied a second time
+        kept.index = pd.RangeIndex(len(kept))
+        out[name] = kept
         rec.append(_rec_row(name, len(df), r))
     quarantine = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_QCOLS)).reindex(
         columns=_QCOLS)
@@ -614,8 +621,14 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
                                     "line_no": "Int64", "customer_id": schema.ID, "product_id": schema.ID,
                                     "contact_id": schema.ID, "source_row": "Int64"})
     reconciliation = pd.DataFrame(rec)
-    return CleanResult(tables=out, quarantine=quarantine, reconciliation=reconciliation, report=report,
+    return CleanResult(tables=out, quarantine=quarantine, reconciliation=reconciliation, report=described,
                        policy=policy)
+
+
+def _default_index(df: pd.DataFrame) -> bool:
+    """True when ``df`` has the index ``reset_index(drop=True)`` would give it (0, 1, ..., n-1)."""
+    idx = df.index
+    return isinstance(idx, pd.RangeIndex) and idx.start == 0 and idx.step == 1 and idx.name is None
 
 
 def _rec_row(table: str, n: int, reason: np.ndarray | None) -> dict[str, Any]:

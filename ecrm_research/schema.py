@@ -315,8 +315,11 @@ def coerce_column(series: pd.Series, spec: ColumnSpec, *, table: str, source: st
             raise _fail_values(table, source, spec.name, series, bad, "dates", hint + " or fix the rows.")
         return out.astype("datetime64[ns]")
     if kind in ("float", "int"):
+        if kind == "int" and isinstance(series.dtype, np.dtype) and series.dtype.kind in "iu" \
+                and series.dtype.itemsize <= 8 - (series.dtype.kind == "u"):
+            return series.astype("int64", copy=False)  # whole numbers already, nothing missing
         if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-            out = series.astype("float64")
+            out = series.astype("float64", copy=False)  # the table is built from copies anyway
         else:
             out = pd.to_numeric(series.astype("string").str.strip(), errors="coerce")
             bad = notna & out.isna()
@@ -428,7 +431,8 @@ def coerce_table(df: pd.DataFrame, table: str, *, source: str | None = None,
             frame[c] = coerce_column(df[c], ColumnSpec(str(c), "float"), table=table, source=source)
         else:
             frame[c] = df[c]
-    return frame.reset_index(drop=True)
+    frame.index = pd.RangeIndex(len(frame))  # the frame is new: no need to copy it again
+    return frame
 
 
 def _pandera_schema(spec: TableSpec) -> pa.DataFrameSchema:
@@ -456,7 +460,9 @@ def validate_table(df: pd.DataFrame, table: str, *, source: str | None = None) -
     spec = TABLES[table]
     where = source or table
     try:
-        _pandera_schema(spec).validate(df, lazy=True)
+        # inplace: nothing is coerced, so pandera's defensive deep copy of the table (GBs at 10^7
+        # rows, left for the cyclic collector) is not needed
+        _pandera_schema(spec).validate(df, lazy=True, inplace=True)
     except pa.errors.SchemaErrors as exc:
         fc = exc.failure_cases
         first = fc.iloc[0]
@@ -468,6 +474,8 @@ def validate_table(df: pd.DataFrame, table: str, *, source: str | None = None) -
             f"{int(first['index']) + 1 if pd.notna(first.get('index')) else '?'} = {first['failure_case']!r}). "
             "Fix the rows or the column mapping.",
             source=where, column=str(col), n_rows=n, example=first["failure_case"]) from None
+    finally:
+        vars(df).pop("pandera", None)  # pandera's cached accessor refers back to df: a reference cycle
     dup = pd.Series(duplicated(df, list(spec.key), keep=False), index=df.index)
     if dup.any():
         first = df.loc[dup, list(spec.key)].iloc[0].tolist()
@@ -659,7 +667,7 @@ def _int_codes(values: pd.Series) -> tuple[np.ndarray, int]:
     if x.dtype.kind in "iu" and len(x):
         lo, hi = int(x.min()), int(x.max())
         if hi - lo < 4 * len(x) + 1024:
-            return (x.astype(np.int64) - lo), hi - lo + 1
+            return (x.astype(np.int64, copy=False) - lo), hi - lo + 1
     c, u = pd.factorize(values, use_na_sentinel=False)
     return np.asarray(c, dtype=np.int64), max(len(u), 1)
 
@@ -703,6 +711,13 @@ def duplicated(df: pd.DataFrame, columns: Sequence[str] | None = None, *, keep: 
             ids, size = ids.astype(np.int64), len(uniq)
         ids = ids * n + codes
         size *= n
+    if keep is False:
+        # the usual question of a key check; sorting one int64 array needs far less memory than
+        # a hash table of every row (GBs at 10^7 rows), and a valid key has no duplicate at all
+        s = np.sort(ids)
+        if not bool((s[1:] == s[:-1]).any()):
+            return np.zeros(len(df), dtype=bool)
+        del s
     if size <= 4 * len(df) + 1024 and keep == "first":
         # dense ids: first occurrences by a scatter, no hash table
         first = np.empty(size, dtype=np.int64)

@@ -245,6 +245,79 @@ def test_baskets_from_orders_keeps_completed_purchases_only():
     assert monthly["basket_id"].nunique() == 2
 
 
+def _baskets_by_merge(tables, item_level="product", basket_by="order", window=None, statuses=("completed",)):
+    """The straightforward pandas build of the basket table (merge, de-duplicate, sort): the reference
+    for the integer-coded baskets_from_orders (labels from its own helper, which both share)."""
+    orders, lines, products = tables["orders"], tables["order_items"], tables.get("products")
+    if statuses is not None:
+        orders = orders[orders["status"].astype(str).isin(list(statuses))]
+    lines = lines[lines["quantity"] > 0]
+    df = lines[["order_id", "product_id"]].merge(orders[["order_id", "customer_id", "ordered_at"]], on="order_id")
+    if item_level == "category":
+        cat = products.drop_duplicates("product_id").set_index("product_id")["category"].astype("string")
+        df["item"] = df["product_id"].map(cat).fillna("(no category)").astype(str).to_numpy()
+    else:
+        df["item"] = ar._product_labels(products, df["product_id"], "auto").to_numpy()
+    if basket_by == "order":
+        df["basket_id"] = df["order_id"].astype(str)
+    else:
+        df = df[df["customer_id"].notna()]
+        key = df["customer_id"].astype(str)
+        df["basket_id"] = (key + "@" + ar._period_key(df["ordered_at"], window) if window else key).to_numpy()
+    df["ordered_at"] = df.groupby("basket_id", sort=False)["ordered_at"].transform("min")
+    out = df[["basket_id", "item", "ordered_at", "customer_id"]].drop_duplicates(["basket_id", "item"])
+    return out.sort_values(["ordered_at", "basket_id"], kind="stable").reset_index(drop=True)
+
+
+@pytest.mark.parametrize("kw", [{}, {"item_level": "category"}, {"basket_by": "customer"},
+                                {"basket_by": "customer", "window": "Q"}, {"statuses": None}])
+def test_coded_baskets_equal_the_merge_reference_row_for_row(sample_dir, kw):
+    """baskets_from_orders works on integer codes (memory at 10^7 lines); it must give exactly the
+    rows, in the same order, of the merge/drop_duplicates/sort build it replaced."""
+    from ecrm_research import io, quality
+
+    tables = quality.clean(io.load_dataset(sample_dir).tables).tables
+    got = ar.baskets_from_orders(tables, **kw)
+    want = _baskets_by_merge(tables, **kw)
+    assert str(got["basket_id"].dtype) == str(got["customer_id"].dtype) == "string"  # string[pyarrow]
+    for c in ("basket_id", "customer_id"):
+        got[c], want[c] = got[c].astype(object), want[c].astype(object)
+    pd.testing.assert_frame_equal(got, want)
+
+
+def test_load_baskets_reads_less_but_excludes_the_same(sample_dir):
+    """load_baskets projects the columns and skips the quality report; the exclusions and baskets
+    equal those from cleaning the whole tables."""
+    from ecrm_research import io, quality
+
+    bd = ar.load_baskets(str(sample_dir))
+    policy = quality.CleaningPolicy(drop_missing_customer=False, drop_non_product=True)
+    full = quality.clean(io.load_dataset(sample_dir).tables, policy)
+    counts = full.quarantine.groupby(["table", "reason"]).size()
+    got = bd.exclusions[bd.exclusions["step"].str.startswith("cleaning")]
+    assert dict(zip(zip(got["step"].str[10:-1], got["reason"]), got["rows"])) == {k: int(v) for k, v in counts.items()}
+    want = ar.baskets_from_orders(full.tables)
+    pd.testing.assert_frame_equal(bd.baskets, want)
+
+
+def test_frequencies_sizes_and_split_equal_pandas_group_bys():
+    t0 = pd.Timestamp("2024-01-01")
+    b = pd.DataFrame({"basket_id": ["x", "x", "y", "z", "w", "w", "v", "x", "u"],
+                      "item": ["a", "b", "a", "a", "c", "a", "b", "a", None],
+                      "ordered_at": [t0] * 4 + [t0 - pd.Timedelta(days=1)] * 2 + [t0, t0, pd.NaT]})
+    freq = ar.item_frequencies(b)
+    assert freq[["item", "count"]].values.tolist() == [["a", 4], ["b", 2], ["c", 1]]
+    assert freq["support"].tolist() == pytest.approx([4 / 6, 2 / 6, 1 / 6])
+    sizes = ar.basket_sizes(b)
+    want = b.groupby("basket_id")["item"].nunique().value_counts().sort_index()
+    assert sizes["size"].tolist() == want.index.tolist() and sizes["n_baskets"].tolist() == want.tolist()
+    train, test = ar.split_baskets_by_time(b, 0.5)
+    # by first time: w (day -1), then x, y, z, v tied (in order of appearance), u (no time) last
+    assert set(train["basket_id"]) == {"w", "x", "y"} and set(test["basket_id"]) == {"z", "v", "u"}
+    assert train["basket_id"].tolist() == ["x", "x", "y", "w", "w", "x"]  # rows keep their order
+    assert train.attrs["cutoff"] == t0 and list(train.index) == list(range(len(train)))
+
+
 def test_plots_return_axes(tiny_rules):
     from ecrm_research.plots import association as ap
 
