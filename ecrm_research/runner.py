@@ -840,8 +840,8 @@ def _expected_seconds(name: str, root: Path, notebooks_dir: str | Path | None) -
 
 
 #: kernel memory per byte of input data, measured by ``benchmarks/bench_end_to_end.py``
-#: (largest notebook: ~60 bytes per byte of Parquet at 200k and 1M customers) plus a kernel's base
-_KERNEL_BYTES_PER_INPUT_BYTE = 60
+#: (largest notebooks, overview and churn: ~37 bytes per byte of Parquet at 1M customers) plus a base
+_KERNEL_BYTES_PER_INPUT_BYTE = 40
 _KERNEL_BASE_BYTES = 600 * 2**20
 
 
@@ -873,10 +873,10 @@ def default_jobs(data: str | Path | None = None, n_notebooks: int = 5) -> tuple[
     """How many notebooks :func:`run_all` runs at once by default, and why.
 
     One per CPU core, as long as that many kernels fit in 60 % of the available memory. A
-    kernel's peak is estimated as 600 MB + 60 × the size of the input files, the ratio
-    measured at 200k and 1M sample customers (``benchmarks/bench_end_to_end.py``). So the
-    bundled sample runs two notebooks at a time on two cores, while a 1M-customer sample
-    (384 MB of Parquet, ~23 GB estimated) runs one at a time.
+    kernel's peak is estimated as 600 MB + 40 × the size of the input files (the overview and
+    churn notebooks peaked at ~37 × at 1M sample customers, ``benchmarks/bench_end_to_end.py``).
+    So the bundled sample runs two notebooks at a time on two cores, while a 1M-customer sample
+    (384 MB of Parquet, ~15.6 GB estimated) runs one at a time on a 24 GB machine.
 
     Parameters
     ----------

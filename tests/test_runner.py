@@ -250,9 +250,9 @@ def test_default_jobs_follows_cores_and_memory(monkeypatch):
     monkeypatch.setattr(runner, "_input_bytes", lambda data: 2_300_000)  # the bundled sample
     assert runner.default_jobs(None, 5)[0] == 2
     assert runner.default_jobs(None, 1)[0] == 1
-    monkeypatch.setattr(runner, "_input_bytes", lambda data: 384 * 2**20)  # 1M customers: ~23 GB a kernel
+    monkeypatch.setattr(runner, "_input_bytes", lambda data: 384 * 2**20)  # 1M customers: ~15.6 GB a kernel
     jobs, why = runner.default_jobs("/big", 5)
-    assert jobs == 1 and "23.1 GB per kernel" in why
+    assert jobs == 1 and "15.6 GB per kernel" in why
 
 
 def test_run_all_rejects_bad_jobs(tmp_path):
