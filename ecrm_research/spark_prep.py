@@ -59,7 +59,6 @@ Examples
 from __future__ import annotations
 
 import re
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
@@ -1486,24 +1485,13 @@ def label_churn(tables: Mapping[str, Any], *, inactivity_days: int = 180, as_of:
     AnalysisError
         As the pandas path (no orders table, non-positive windows, nothing to label).
     """
-    from .survival import ChurnData, SurvivalWarning, _accounting_row
+    from .survival import _accounting_row, _churn_windows
 
     F = _pyspark()
     from pyspark import StorageLevel
     from pyspark.sql import Window
 
-    if "orders" not in tables:
-        raise AnalysisError(f"Churn labelling needs the 'orders' table; have {sorted(tables)}.")
-    W = int(inactivity_days)
-    if W <= 0:
-        raise AnalysisError(f"inactivity_days must be a positive number of days, got {inactivity_days!r}.")
-    N = int(min(90, W) if covariate_window_days is None else covariate_window_days)
-    if N <= 0:
-        raise AnalysisError(f"covariate_window_days must be positive, got {covariate_window_days!r}.")
-    if N > W:
-        warnings.warn(f"covariate_window_days={N} is longer than inactivity_days={W}: behaviour measured after "
-                      f"day {W} can see a churn that has already happened (look-ahead). Use a window ≤ {W} days.",
-                      SurvivalWarning, stacklevel=2)
+    W, N = _churn_windows(tables, inactivity_days, covariate_window_days)
     tables = _spark_tables(tables, ("orders",), "label_churn")
     spark = _session_of(tables)
     orders = tables["orders"]
@@ -1538,7 +1526,6 @@ def label_churn(tables: Mapping[str, Any], *, inactivity_days: int = 180, as_of:
         has_items = bool(m.get("__has_items"))
         has_sc = bool(m.get("__has_sc"))
         attrs = [c for c in attrs if m[f"__attr_{c}"] > 0]
-        day = pd.Timedelta(days=1)
         acct = [_accounting_row("customers in the data", n_all, "customers table ∪ customers with orders")]
 
         # ---- the per-customer table
@@ -1636,16 +1623,15 @@ def label_churn(tables: Mapping[str, Any], *, inactivity_days: int = 180, as_of:
         raise AnalysisError(f"No completed orders on or before as_of={as_of.date()}: nothing to label. "
                             f"Order statuses present: {counts}.")
     return _churn_frame(pdf, orders_columns=set(orders.columns), as_of=as_of, W=W, N=N, n_all=n_all, acct=acct,
-                        day=day, has_items=has_items and items is not None, has_sc=has_sc and sc is not None,
-                        attrs=attrs, ChurnData=ChurnData, SurvivalWarning=SurvivalWarning,
-                        _accounting_row=_accounting_row)
+                        has_items=has_items and items is not None, has_sc=has_sc and sc is not None, attrs=attrs)
 
 
 def _churn_frame(pdf: pd.DataFrame, *, orders_columns: set, as_of: pd.Timestamp, W: int, N: int, n_all: int,
-                 acct: list, day: pd.Timedelta, has_items: bool, has_sc: bool, attrs: Sequence[str],
-                 ChurnData: Any, SurvivalWarning: Any, _accounting_row: Any):  # noqa: N803
+                 acct: list, has_items: bool, has_sc: bool, attrs: Sequence[str]):
     """The pandas half of :func:`label_churn`: the expressions of
     :func:`ecrm_research.survival.label_churn` applied to the per-customer sums."""
+    from .survival import _accounting_row, _finish_labels
+
     pdf = _sort_by_id(pdf, "__c")
     nc = len(pdf)
     names = np.asarray(pdf["__c"].astype(str), dtype=object)
@@ -1709,44 +1695,4 @@ def _churn_frame(pdf: pd.DataFrame, *, orders_columns: set, as_of: pd.Timestamp,
         ch = pd.Series(pdf["__fo_ch"].to_numpy(dtype=object))
         cov["channel"] = ch.where(ch.notna(), np.nan).to_numpy()
 
-    lab = lab.set_index("customer_id")
-    lab["spend_to_date"] = spend_total
-    observed_days = ((as_of - lab["first_order_at"]) / day).clip(lower=N)
-    lab["annual_value"] = lab["spend_to_date"] * 365.25 / observed_days
-    lab = lab.join(cov).reset_index()
-
-    complete = lab["first_order_at"] <= as_of - pd.Timedelta(days=N)
-    n_incomplete = int((~complete).sum())
-    lab = lab.loc[complete].reset_index(drop=True)
-    acct.append(_accounting_row(
-        f"excluded: first order within {N} days of as_of", n_incomplete,
-        "behaviour window not yet complete; too new to judge"))
-    acct.append(_accounting_row("labelled customers", len(lab), "one row each in the analysis"))
-    acct.append(_accounting_row("churned (event = 1)", int(lab["event"].sum()),
-                                f"no completed order for {W} days"))
-    acct.append(_accounting_row("right-censored (event = 0)", int((lab["event"] == 0).sum()),
-                                f"still inside the {W}-day window at as_of={as_of.date()}"))
-    acct.append(_accounting_row("churned then returned (kept as churned)", int(lab["returned_after_churn"].sum()),
-                                "ordered again after the churning gap: a win-back"))
-    if lab.empty:
-        raise AnalysisError(f"No customer has a complete {N}-day behaviour window before as_of={as_of.date()}; "
-                            "use a shorter covariate_window_days or a later as_of.")
-    if lab["event"].sum() == 0:
-        warnings.warn(f"No customer churned under inactivity_days={W} (data span too short?): the survival "
-                      "models need events. Use a shorter window.", SurvivalWarning, stacklevel=3)
-    covs = [c for c in ("first_order_late", "late_share", "return_share", "n_contacts", "mean_discount",
-                        "n_orders_window", "spend_window", "is_member", "channel", "region", "age_band",
-                        "acquisition_source") if c in lab.columns and lab[c].notna().any()]
-    absent = [c for c in cov.columns if c not in covs]
-    if absent:
-        acct.append(_accounting_row(f"covariates without any value: {', '.join(absent)}", 0,
-                                    "not recorded in these data; left out of the models"))
-    # the same words as survival.label_churn
-    definition = (
-        f"A customer churns after {W} days without a completed order. Time starts at the first completed "
-        f"order; churn is dated at the last order before the first gap of more than {W} days plus {W} days. "
-        f"Customers still inside their {W}-day window at the end of data ({as_of.date()}) are right-censored "
-        f"there. Covariates are measured in the first {N} days after the first order (no look-ahead); "
-        f"customers whose first order is within {N} days of the end are excluded.")
-    return ChurnData(frame=lab, covariates=covs, unit="days", accounting=pd.DataFrame(acct),
-                     definition=definition, as_of=as_of, inactivity_days=W, covariate_window_days=N)
+    return _finish_labels(lab, cov, spend_total, acct, as_of=as_of, W=W, N=N)

@@ -154,6 +154,24 @@ def _as_arrow_text(ids: pd.Series):
     return arr
 
 
+def _churn_windows(tables: Mapping[str, Any], inactivity_days: int, covariate_window_days: int | None
+                   ) -> tuple[int, int]:
+    """Checked windows (W, N) of :func:`label_churn` (also used by ``spark_prep.label_churn``)."""
+    if "orders" not in tables:
+        raise AnalysisError(f"Churn labelling needs the 'orders' table; have {sorted(tables)}.")
+    W = int(inactivity_days)
+    if W <= 0:
+        raise AnalysisError(f"inactivity_days must be a positive number of days, got {inactivity_days!r}.")
+    N = int(min(90, W) if covariate_window_days is None else covariate_window_days)
+    if N <= 0:
+        raise AnalysisError(f"covariate_window_days must be positive, got {covariate_window_days!r}.")
+    if N > W:
+        warnings.warn(f"covariate_window_days={N} is longer than inactivity_days={W}: behaviour measured after "
+                      f"day {W} can see a churn that has already happened (look-ahead). Use a window ≤ {W} days.",
+                      SurvivalWarning, stacklevel=4)
+    return W, N
+
+
 def label_churn(
     tables: Mapping[str, pd.DataFrame],
     *,
@@ -212,17 +230,7 @@ def label_churn(
     * ``annual_value`` = completed spend up to ``as_of`` × 365.25 / max(``as_of`` − t₀, N)
       (annualised historical spend), used for value at risk.
     """
-    if "orders" not in tables:
-        raise AnalysisError(f"Churn labelling needs the 'orders' table; have {sorted(tables)}.")
-    W = int(inactivity_days)
-    if W <= 0:
-        raise AnalysisError(f"inactivity_days must be a positive number of days, got {inactivity_days!r}.")
-    N = int(min(90, W) if covariate_window_days is None else covariate_window_days)
-    if N <= 0:
-        raise AnalysisError(f"covariate_window_days must be positive, got {covariate_window_days!r}.")
-    if N > W:
-        _warn(f"covariate_window_days={N} is longer than inactivity_days={W}: behaviour measured after "
-              f"day {W} can see a churn that has already happened (look-ahead). Use a window ≤ {W} days.")
+    W, N = _churn_windows(tables, inactivity_days, covariate_window_days)
     from .schema import key_isin, key_positions
 
     orders = tables["orders"]
@@ -391,6 +399,15 @@ def label_churn(
     if "channel" not in cov.columns and "channel" in orders.columns and orders["channel"].iloc[drows].notna().any():
         cov["channel"] = orders["channel"].iloc[drows[first_mask]].astype(object).to_numpy()
 
+    return _finish_labels(lab, cov, spend_total, acct, as_of=as_of, W=W, N=N)
+
+
+def _finish_labels(lab: pd.DataFrame, cov: pd.DataFrame, spend_total: np.ndarray, acct: list[dict[str, Any]], *,
+                   as_of: pd.Timestamp, W: int, N: int) -> ChurnData:
+    """The last step of churn labelling, shared by :func:`label_churn` and
+    :func:`ecrm_research.spark_prep.label_churn`: annual value, the complete-window filter,
+    the accounting rows, the covariate list and the definition in words."""
+    day = pd.Timedelta(days=1)
     lab = lab.set_index("customer_id")
     lab["spend_to_date"] = spend_total
     observed_days = ((as_of - lab["first_order_at"]) / day).clip(lower=N)
