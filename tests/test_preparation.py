@@ -29,7 +29,8 @@ def test_pandas_engine_is_the_pandas_path(sample_dir):
     prep = preparation.engine("pandas")
     ds, cleaned = prep.prepare(sample_dir)
     ref = quality.prepare(sample_dir)[1]
-    assert cleaned.reconciliation.equals(ref.reconciliation)
+    assert cleaned.reconciliation.equals(ref.reconciliation) and cleaned.report is None
+    assert cleaned.quarantine.equals(ref.quarantine)
     as_of = prep.resolve_as_of(cleaned.tables)
     assert prep.rfm_table(cleaned.tables, as_of).equals(
         segmentation.rfm_table(ref.tables["orders"], ref.tables["order_items"], as_of))
