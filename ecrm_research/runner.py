@@ -306,19 +306,15 @@ def ensure_kernel(kernel_name: str = KERNEL_NAME) -> str:
     from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
 
     with _SETUP_LOCK:  # run_all(jobs > 1) calls this from several threads
-        return _ensure_kernel(kernel_name, KernelSpecManager, NoSuchKernel)
+        try:
+            KernelSpecManager().get_kernel_spec(kernel_name)
+            return kernel_name
+        except NoSuchKernel:
+            pass
+        from ipykernel.kernelspec import install
 
-
-def _ensure_kernel(kernel_name: str, KernelSpecManager: Any, NoSuchKernel: Any) -> str:
-    try:
-        KernelSpecManager().get_kernel_spec(kernel_name)
+        install(kernel_name=kernel_name, display_name=f"Python ({kernel_name})", prefix=sys.prefix)
         return kernel_name
-    except NoSuchKernel:
-        pass
-    from ipykernel.kernelspec import install
-
-    install(kernel_name=kernel_name, display_name=f"Python ({kernel_name})", prefix=sys.prefix)
-    return kernel_name
 
 
 # --------------------------------------------------------------------------- running
@@ -718,7 +714,8 @@ def run_all(
         Notebooks executed at the same time, each in its own kernel. ``"auto"`` asks
         :func:`default_jobs` (one per core while the estimated memory of that many kernels fits
         in the available memory; 1 for large data). With ``jobs > 1`` papermill's cell progress
-        bar is replaced by one line per notebook started and finished (bars would interleave),
+        bar is replaced by a line on stderr as each notebook starts (bars would interleave;
+        `on_result` hears when each one finishes),
         and the longest notebooks start first (duration of the last run in `out`, else the
         notebook's ``metadata.ecrm.expected_seconds``).
 
