@@ -55,11 +55,10 @@ class PandasPreparation:
         return clean(dataset.tables, non_product_codes=codes, report=False)
 
     def prepare(self, data: str | Path | None = None, data_format: str | None = None, mapping: Any = None):
-        """``(Dataset, CleanResult)``: :meth:`load` then :meth:`clean` (as
-        :func:`ecrm_research.quality.prepare`, without the quality report)."""
-        dataset = self.load(data, data_format, mapping)
-        dataset.require(("canonical", "lines"), "data-preparation")
-        return dataset, self.clean(dataset)
+        """``(Dataset, CleanResult)``: :func:`ecrm_research.quality.prepare` without the quality report."""
+        from .quality import prepare
+
+        return prepare(data, data_format, mapping, report=False)
 
     def resolve_as_of(self, tables: Mapping[str, Any], as_of: Any = None) -> pd.Timestamp:
         from .segmentation import resolve_as_of

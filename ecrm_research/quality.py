@@ -643,7 +643,7 @@ def _rec_row(table: str, n: int, reason: np.ndarray | None) -> dict[str, Any]:
 
 
 def prepare(data: str | Path | None = None, data_format: str | None = None, mapping: Any = None,
-            policy: CleaningPolicy | None = None, **read_options: Any):
+            policy: CleaningPolicy | None = None, *, report: bool = True, **read_options: Any):
     """Load the user's data and clean it: :func:`io.load_dataset` + :func:`clean`.
 
     Parameters
@@ -652,6 +652,8 @@ def prepare(data: str | Path | None = None, data_format: str | None = None, mapp
         As for :func:`ecrm_research.io.load_dataset`. The data must be ``canonical`` or ``lines``.
     policy : CleaningPolicy, optional
         Defaults to the standard filters.
+    report : bool, default True
+        Also build the quality report (see :func:`clean`).
 
     Returns
     -------
@@ -674,7 +676,7 @@ def prepare(data: str | Path | None = None, data_format: str | None = None, mapp
     ds = load_dataset(data, data_format, mapping, **read_options)
     ds.require(("canonical", "lines"), "data-preparation")
     codes = ds.mapping.non_product_codes if ds.mapping else ()
-    return ds, clean(ds.tables, policy, non_product_codes=codes)
+    return ds, clean(ds.tables, policy, non_product_codes=codes, report=report)
 
 
 __all__ = ["REASONS", "CleaningPolicy", "CleanResult", "QualityReport", "quality_report", "clean", "prepare"]
