@@ -123,7 +123,8 @@ def print_pdf(html: str | Path, pdf: str | Path | None = None, *, timeout: float
     if target.exists():
         target.unlink()
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="ecrm-chromium-") as profile:
+    # helper processes may outlive the main one for a moment: a leftover profile must not fail the print
+    with tempfile.TemporaryDirectory(prefix="ecrm-chromium-", ignore_cleanup_errors=True) as profile:
         cmd = [exe, *chromium_flags(profile), "--no-pdf-header-footer", "--print-to-pdf-no-header",
                f"--print-to-pdf={target.resolve()}", "--virtual-time-budget=5000", html.as_uri()]
         try:
@@ -172,7 +173,8 @@ class DevToolsBrowser:
         self.proc = subprocess.Popen(
             [exe, *chromium_flags(self._profile.name), "--remote-debugging-port=0",
              "--remote-allow-origins=*", *extra_flags, "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+            start_new_session=True)  # its own process group: close() can stop its helper processes too
         try:
             port_file = Path(self._profile.name) / "DevToolsActivePort"
             deadline = time.monotonic() + timeout
@@ -238,18 +240,38 @@ class DevToolsBrowser:
         return self.proc.poll() is None and self.ws is not None
 
     def close(self) -> None:
+        """Stop the browser and remove its profile.
+
+        Chromium's helper processes (renderer, GPU, zygote) could still be writing to the
+        profile after the main process has gone -- removing it then failed with "Directory not
+        empty". So the whole process group is killed (the profile is throw-away; nothing needs a
+        graceful shutdown) and the removal is retried; a profile that still cannot be removed is
+        left in the temporary folder rather than failing the run that used the browser.
+        """
+        import signal
+
         try:
             if self.ws is not None:
                 self.ws.close()
+                self.ws = None
         finally:
-            if self.proc.poll() is None:
-                self.proc.terminate()
-                try:
-                    self.proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-            self._profile.cleanup()
-
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            for attempt in range(8):
+                shutil.rmtree(self._profile.name, ignore_errors=True)
+                if not os.path.exists(self._profile.name):
+                    break
+                time.sleep(0.05 * (attempt + 1))
+            try:
+                self._profile.cleanup()
+            except OSError:
+                pass
 
 class PdfPrinter:
     """Print several reports with one headless Chromium (``Page.printToPDF``).

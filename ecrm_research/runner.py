@@ -552,13 +552,21 @@ def run_notebook(
                     record["pdf"] = printer(out_dir / "report.html", out_dir / "report.pdf").to_dict()
                     _write_run_json(out_dir, record)
 
+                # The pending record is on disk before the printer thread may rewrite it: two
+                # writers of one file at once left run.json with two JSON documents in it.
+                _write_run_json(out_dir, record)
                 result.pending = pdf_executor.submit(_print_and_record)
+                return result
     _write_run_json(out_dir, record)
     return result
 
 
 def _write_run_json(out_dir: Path, record: Mapping[str, Any]) -> None:
-    (out_dir / "run.json").write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    """Write ``run.json`` atomically (temporary file, then rename): a reader never sees half a file."""
+    target = out_dir / "run.json"
+    tmp = target.with_name(f".run.json.{os.getpid()}.{threading.get_ident()}.tmp")
+    tmp.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
+    os.replace(tmp, target)
 
 
 # --------------------------------------------------------------------------- rendering

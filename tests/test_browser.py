@@ -248,3 +248,43 @@ def test_pdf_printer_reuses_one_browser_and_prints_like_the_command_line(chromiu
     got, ref = (tmp_path / "b.pdf").read_bytes(), (tmp_path / "b_cli.pdf").read_bytes()
     assert got[:5] == b"%PDF-" and _pdf_pages(got) == _pdf_pages(ref) > 1
     assert _pdf_pages((tmp_path / "a.pdf").read_bytes()) == 1
+
+
+def _processes() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, state) of every process, from /proc."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[int(stat.parent.name)] = (int(fields[1]), fields[0])
+    return out
+
+
+def test_browser_close_stops_every_process_and_removes_profile(chromium_path, tmp_path):
+    """Chromium's helper processes outlived the main one and kept writing to the profile, so
+    removing it failed in CI ("Directory not empty"): close() must stop all of them."""
+    page = tmp_path / "p.html"
+    page.write_text("<html><body><p>x</p><img src='missing.png'></body></html>")
+    for _ in range(3):
+        b = DevToolsBrowser(chromium_path)
+        try:
+            b.call("Page.enable")
+            b.load(page)
+        except BaseException:
+            b.close()
+            raise
+        procs = _processes()
+        family, grew = {b.proc.pid}, True
+        while grew:  # the browser and all its descendants
+            new = {pid for pid, (ppid, _) in procs.items() if ppid in family} - family
+            family |= new
+            grew = bool(new)
+        assert len(family) > 1  # Chromium runs helper processes
+        profile = Path(b._profile.name)
+        b.close()
+        assert not profile.exists()
+        after = _processes()
+        alive = [pid for pid in family if pid in after and after[pid][1] not in "ZX"]  # zombies wait to be reaped
+        assert alive == []

@@ -409,6 +409,43 @@ def test_run_json_records_pdf_outcome_and_notebook_hash(suite):
     assert run["tables"]["tables/numbers.csv"]
 
 
+def test_run_json_is_replaced_atomically_while_another_thread_reads_it(tmp_path):
+    """The PDF thread rewrites run.json while the runner may still write it: a reader must
+    always get one whole JSON document (CI once found two documents in one file)."""
+    import threading
+
+    from ecrm_research.runner import _write_run_json
+
+    stop, bad = threading.Event(), []
+
+    def writer(tag: str) -> None:
+        for i in range(300):
+            _write_run_json(tmp_path, {"writer": tag, "i": i, "pad": tag * (50 + 37 * (i % 9))})
+
+    def reader() -> None:
+        while not stop.is_set():
+            try:
+                json.loads((tmp_path / "run.json").read_text())
+            except FileNotFoundError:
+                pass
+            except ValueError as exc:
+                bad.append(str(exc))
+
+    _write_run_json(tmp_path, {"writer": "start"})
+    threads = [threading.Thread(target=writer, args=(t,)) for t in "ab"]
+    r = threading.Thread(target=reader)
+    r.start()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    stop.set()
+    r.join()
+    assert bad == []
+    assert json.loads((tmp_path / "run.json").read_text())["i"] == 299
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]  # no temporary files left
+
+
 def test_reader_report_leaves_out_exercises_and_student_report_solutions(tmp_path):
     nb = nbformat.read(NB_DIR / "01_hello_world.ipynb", as_version=4)
     nb.cells += [
