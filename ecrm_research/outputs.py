@@ -94,6 +94,7 @@ class ReportOutputs:
         csv_df.to_csv(path, index=index, float_format="%.12g")
         if parquet:
             pq = df.copy()
+            pq.attrs = {}  # pandas stores attrs in the file; they may hold timings, so reruns would differ
             for col in pq.columns:
                 if pq[col].dtype == object and pq[col].map(lambda v: isinstance(v, (frozenset, set, tuple))).any():
                     pq[col] = pq[col].map(lambda v: sorted(map(str, v)) if isinstance(v, (frozenset, set, tuple)) else v)

@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, ClusterMixin
 from sklearn.cluster import KMeans
-from sklearn.metrics import adjusted_rand_score, silhouette_score
+from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import GaussianMixture
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
@@ -533,6 +533,55 @@ class _Fitted:
     labels: np.ndarray
 
 
+def _silhouette_scores(X: np.ndarray, label_sets: Sequence[np.ndarray], *, sample_size: int | None,
+                       random_state: int | None) -> list[float]:
+    """Mean silhouette of several labellings of the same rows, with one pass over the distances.
+
+    Equal (within 1e-12) to ``sklearn.metrics.silhouette_score(X, labels, sample_size=...,
+    random_state=...)`` for each labelling, including its sampling: the seed gives one
+    permutation, so every labelling is scored on the same rows. scikit-learn sums distances per
+    cluster row by row with ``bincount``; here each distance chunk (``pairwise_distances_chunked``,
+    the same distances and diagonal) is multiplied by the one-hot matrix of all labellings at once
+    -- k selection scores 7 labellings in ~a seventh of the time.
+    """
+    from sklearn.metrics import pairwise_distances_chunked
+    from sklearn.utils import check_random_state
+
+    X = np.asarray(X, dtype=float)
+    label_sets = [np.asarray(lab) for lab in label_sets]
+    if sample_size is not None:
+        idx = check_random_state(random_state).permutation(X.shape[0])[:sample_size]
+        X, label_sets = X[idx], [lab[idx] for lab in label_sets]
+    n = len(X)
+    codes, blocks, width = [], [], 0
+    for lab in label_sets:
+        _, code = np.unique(lab, return_inverse=True)
+        m = int(code.max()) + 1 if n else 0
+        if not 2 <= m <= n - 1:
+            raise ValueError(f"Number of labels is {m}. Valid values are 2 to n_samples - 1 (inclusive)")
+        codes.append(code)
+        blocks.append((width, m))
+        width += m
+    onehot = np.zeros((n, width))
+    rows = np.arange(n)
+    for code, (off, _) in zip(codes, blocks):
+        onehot[rows, off + code] = 1.0
+    chunks = pairwise_distances_chunked(X, reduce_func=lambda D, start: D @ onehot, working_memory=64)  # MB
+    sums = np.concatenate(list(chunks))
+    out = []
+    for code, (off, m) in zip(codes, blocks):
+        per_cluster = sums[:, off:off + m]
+        freq = np.bincount(code, minlength=m).astype(float)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            intra = per_cluster[rows, code] / (freq - 1)[code]
+            inter_all = per_cluster / freq
+            inter_all[rows, code] = np.inf
+            inter = inter_all.min(axis=1)
+            sil = (inter - intra) / np.maximum(intra, inter)
+        out.append(float(np.mean(np.nan_to_num(sil))))  # nan = clusters of one row, scored 0
+    return out
+
+
 class CustomerSegmenter(BaseEstimator, ClusterMixin):
     """Cluster customers on transformed behaviour features; choose k when not given.
 
@@ -714,7 +763,7 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
         ns = len(Zs)
         sil_n = min(ns, self.silhouette_sample) if self.silhouette_sample else ns
         boot_init = max(1, self.n_init // 3)
-        rows = []
+        rows, refs = [], []
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -727,9 +776,7 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
             inertia = float(ref.model.inertia_) if self.method == "kmeans" else float(
                 KMeans(n_clusters=k, n_init=1, random_state=self.random_state).fit(Zs).inertia_)
             bic = float(ref.model.bic(Zs)) if self.method == "gmm" else np.nan
-            sil = (float(silhouette_score(Zs, ref.labels, sample_size=sil_n if sil_n < ns else None,
-                                          random_state=self.random_state))
-                   if len(np.unique(ref.labels)) > 1 else np.nan)
+            refs.append(ref.labels)
             aris = []
             for b in range(int(self.n_bootstrap)):
                 brng = np.random.default_rng([self.random_state, k, b])
@@ -738,12 +785,17 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
                 aris.append(adjusted_rand_score(ref.labels, m.predict(Zs)))
                 if bar is not None:
                     bar.update(1)
-            rows.append({"k": k, "inertia": inertia, "silhouette": sil, "bic": bic,
+            rows.append({"k": k, "inertia": inertia, "silhouette": np.nan, "bic": bic,
                          "stability_ari": float(np.mean(aris)) if aris else np.nan,
                          "stability_sd": float(np.std(aris)) if aris else np.nan})
         if bar is not None:
             bar.close()
         tab = pd.DataFrame(rows)
+        scored = [i for i, lab in enumerate(refs) if len(np.unique(lab)) > 1]  # a single cluster has none
+        if scored:
+            sils = _silhouette_scores(Zs, [refs[i] for i in scored], sample_size=sil_n if sil_n < ns else None,
+                                      random_state=self.random_state)
+            tab.loc[scored, "silhouette"] = sils
         elbow = _elbow(tab["k"].to_numpy(float), tab["inertia"].to_numpy(float))
         tab["elbow"] = tab["k"] == elbow
         stable = tab["stability_ari"] >= self.stability_threshold
@@ -837,8 +889,8 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
             warnings.warn(msg, UserWarning, stacklevel=2)
         if self.n_clusters is not None and len(self.labels_):
             sil_n = min(len(Z), self.silhouette_sample)
-            self.silhouette_ = (float(silhouette_score(Z, labels_k, sample_size=sil_n if sil_n < len(Z) else None,
-                                                       random_state=self.random_state))
+            self.silhouette_ = (_silhouette_scores(Z, [labels_k], sample_size=sil_n if sil_n < len(Z) else None,
+                                                   random_state=self.random_state)[0]
                                 if self.n_clusters_ > 1 else np.nan)
         else:
             self.silhouette_ = float(self.k_selection_.set_index("k").loc[self.n_clusters_, "silhouette"]) \

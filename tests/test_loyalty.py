@@ -401,3 +401,23 @@ def test_sample_survey_recovers_planted_paths(sample_dir):
     for drv, planted in (("trust", 0.225), ("service_quality", 0.175)):
         assert ind.loc[drv, "std_ci_lower"] <= planted <= ind.loc[drv, "std_ci_upper"], ind.loc[drv]
     assert med.effects("direct", "disattenuated").set_index("driver").loc["trust", "p_value"] > 0.05
+
+
+def test_resample_covariances_equal_numpy_cov_of_each_resample():
+    """The bootstrap computes all resamples' covariance matrices from row counts at once; each
+    must equal np.cov of that resample (rows with a missing answer left out, as before)."""
+    from ecrm_research.loyalty import _resample_counts, _resample_covs
+
+    rng = np.random.default_rng(5)
+    z = rng.integers(1, 8, (300, 5)).astype(float) + 100.0  # far-from-zero means: the centring matters
+    z[rng.random(300) < 0.15, 2] = np.nan
+    ok = ~np.isnan(z).any(axis=1)
+    draws = [rng.integers(0, 300, 300) for _ in range(40)]
+    counts = _resample_counts(draws, 300)
+    assert counts.shape == (40, 300) and (counts.sum(axis=1) == 300).all()
+    ref = np.stack([np.cov(z[r[ok[r]]], rowvar=False) for r in draws])
+    for got in (_resample_covs(z, counts, ok), _resample_covs(z, counts, ok, max_bytes=0)):  # batched, fallback
+        np.testing.assert_allclose(got, ref, rtol=1e-11, atol=0)
+    full = z[:, [0, 1, 3]]
+    np.testing.assert_allclose(_resample_covs(full, counts),
+                               np.stack([np.cov(full[r], rowvar=False) for r in draws]), rtol=1e-11, atol=0)

@@ -227,6 +227,36 @@ def test_run_all_tables_do_not_depend_on_jobs(suite, tmp_path):
     assert json.loads((res["hello"].out_dir / "run.json").read_text())["tables"]  # not vacuous
 
 
+def _makespan(queue, seconds, jobs):
+    free = [0.0] * jobs
+    for n in queue:
+        i = free.index(min(free))
+        free[i] += seconds[n]
+    return max(free)
+
+
+def test_dispatch_order_finishes_sooner_than_longest_first_when_it_can():
+    from itertools import permutations
+
+    from ecrm_research.runner import dispatch_order
+
+    secs = {"seg": 9, "loy": 8, "churn": 7.5, "assoc": 6.5, "over": 4}  # measured-like sample durations
+    lpt = sorted(secs, key=lambda n: -secs[n])
+    queue = dispatch_order(secs, 2)
+    assert sorted(queue) == sorted(secs)
+    assert _makespan(lpt, secs, 2) == 19.5 and _makespan(queue, secs, 2) == 18
+    rng = __import__("random").Random(3)
+    for _ in range(20):  # never worse than LPT, and the best any queue order can do
+        secs = {c: rng.randint(1, 40) / 4 for c in "abcdef"}
+        jobs = rng.choice([2, 3])
+        got = _makespan(dispatch_order(secs, jobs), secs, jobs)
+        best = min(_makespan(q, secs, jobs) for q in permutations(secs))
+        assert got == best <= _makespan(sorted(secs, key=lambda n: -secs[n]), secs, jobs)
+    many = {f"n{i}": float(i) for i in range(12)}  # beyond the exhaustive size: longest first
+    assert dispatch_order(many, 2) == sorted(many, key=lambda n: -many[n])
+    assert dispatch_order(secs, 1) == sorted(secs, key=lambda n: -secs[n])
+
+
 def test_run_all_runs_notebooks_concurrently_with_jobs_2(tmp_path):
     """Two notebooks that each sleep 4 s overlap with jobs=2: the wall time is far below the sum."""
     books = tmp_path / "nb"
@@ -266,7 +296,30 @@ def test_cell_timeout_fails_with_readable_error(tmp_path):
     assert res.status == "failed"
     assert res.error.startswith("CellTimeoutError: ") and "2 seconds" in res.error
     assert res.seconds < 25
-    assert (tmp_path / "boom" / "boom.ipynb").is_file()
+    nb = nbformat.read(tmp_path / "boom" / "boom.ipynb", as_version=4)  # written although the cell never ended
+    ran = [c for c in nb.cells if c.cell_type == "code" and c.get("execution_count")]
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in ran)
+
+
+def test_executed_notebook_is_written_periodically_not_at_every_cell(tmp_path, monkeypatch):
+    """papermill writes the whole output notebook at each cell start and end (~70 writes for an
+    analysis notebook); the runner's engine writes it every SAVE_EVERY_SECONDS and at the end."""
+    import papermill.engines
+
+    writes = []
+    real = papermill.engines.write_ipynb
+    monkeypatch.setattr(papermill.engines, "write_ipynb", lambda nb, path: (writes.append(path), real(nb, path)))
+    res = run_notebook("hello", out=tmp_path, progress=False, notebooks_dir=NB_DIR, render=False)
+    assert res.status == "ok"
+    nb = nbformat.read(res.out_dir / "hello.ipynb", as_version=4)
+    n_code = sum(c.cell_type == "code" for c in nb.cells)
+    assert n_code >= 4 and all(c.execution_count for c in nb.cells if c.cell_type == "code")
+    assert 1 <= len(writes) <= 2  # instead of 2 per cell + 2
+
+    writes.clear()
+    monkeypatch.setattr(runner, "SAVE_EVERY_SECONDS", 0.0)  # due at every cell: papermill's behaviour
+    run_notebook("hello", out=tmp_path, progress=False, notebooks_dir=NB_DIR, render=False)
+    assert len(writes) >= 2 * n_code
 
 
 def test_rerun_clears_stale_outputs_of_the_previous_run(tmp_path):
@@ -473,3 +526,22 @@ def test_index_card_shows_at_most_five_findings(tmp_path):
     html = write_index(tmp_path).read_text()
     assert "finding 4" in html and "finding 5" not in html and "… 3 more in the report" in html
     assert "PDF skipped: no &lt;chromium&gt;" in html
+
+
+def test_parquet_tables_do_not_carry_run_specific_attrs(tmp_path):
+    """Mining results carry their timings in DataFrame.attrs; pandas writes attrs into Parquet
+    metadata, so the same table from two runs differed byte for byte."""
+    import pandas as pd
+
+    from ecrm_research.outputs import ReportOutputs
+
+    paths = []
+    for run, seconds in enumerate((0.123, 0.456)):
+        df = pd.DataFrame({"itemsets": [frozenset({"a", "b"}), frozenset({"c"})], "support": [0.5, 0.25]})
+        df.attrs = {"timings": {"mine": seconds}}
+        out = ReportOutputs(tmp_path / f"run{run}", "x")
+        out.table(df, "itemsets", parquet=True)
+        paths.append(out.tables_dir / "itemsets.parquet")
+        assert df.attrs["timings"]["mine"] == seconds  # the caller's frame is untouched
+    assert paths[0].read_bytes() == paths[1].read_bytes()
+    assert pd.read_parquet(paths[0])["itemsets"].map(list).tolist() == [["a", "b"], ["c"]]

@@ -214,3 +214,27 @@ def test_sample_planted_segments_recovered(sample_dir):
     prof = seg.profile_segments(feats, s.labels_)
     names = " | ".join(prof["segment"])
     assert "high-frequency high-value" in names and "discount-seeking" in names
+
+
+def test_silhouette_of_several_labellings_equals_scikit_learn():
+    """k selection scores all its labellings in one pass over the distances; each score must be
+    scikit-learn's silhouette_score, with and without its seeded sampling."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    rng = np.random.default_rng(1)
+    X = np.vstack([rng.normal(c, 1, (700, 3)) for c in (0, 3, 6)])
+    labels = [KMeans(k, n_init=2, random_state=0).fit_predict(X) for k in range(2, 7)]
+    labels.append(np.r_[np.zeros(len(X) - 1, int), [5]])  # a cluster of one row scores 0, as in sklearn
+    labels.append(rng.integers(0, 4, len(X)) * 10 - 7)  # arbitrary label values
+    got = seg._silhouette_scores(X, labels, sample_size=None, random_state=None)
+    ref = [silhouette_score(X, lab) for lab in labels]
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    assert got[-1] < 0.05 < got[1]  # random labels score ~0, the planted three clusters high
+
+    sampled = labels[:5]
+    got = seg._silhouette_scores(X, sampled, sample_size=500, random_state=7)
+    ref = [silhouette_score(X, lab, sample_size=500, random_state=7) for lab in sampled]
+    np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+    with pytest.raises(ValueError, match="Number of labels is 1"):
+        seg._silhouette_scores(X, [np.zeros(len(X), int)], sample_size=None, random_state=None)
