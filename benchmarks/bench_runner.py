@@ -5,7 +5,14 @@ trivial notebooks with the same kernel (``ecrm-research``), each holding a param
 one cell with the imports our notebooks make (pandas, matplotlib, the package). The ratio
 ``run all`` / floor says how much of the wall time is analysis rather than kernel start-up.
 
-Prints the time of each notebook (from ``runner.run_all``'s results) and of each trivial one.
+Both sides are timed the same way: as a fresh process, from the outside. ``ecrm run all`` is
+the command itself (``python -m ecrm_research.cli run all``: interpreter start, imports of
+papermill and the runner, every notebook, reports, PDFs, index); the floor is one Python process
+that imports papermill and executes the trivial notebooks. (The first version timed ``run_all``
+inside this script after the floors' papermill import had been paid elsewhere in the process for
+one side but not the other: run all carried ~1 s of cold imports that the floor did not.)
+
+Prints the time of each notebook (from each ``run.json``) and of each trivial one.
 
 Usage::
 
@@ -76,39 +83,65 @@ def _imports_notebook(src: Path, path: Path, kernel: str, out_dir: Path) -> None
     nbformat.write(out, path)
 
 
-def imports_floor(sources: list[Path], tmp: Path, kernel: str) -> list[float]:
-    """Seconds of papermill running, one after another, each notebook cut to its imports cell."""
-    import papermill as pm
+_PAPERMILL_SCRIPT = """
+import json, sys, time
+from concurrent.futures import ThreadPoolExecutor
+import papermill as pm
+kernel, jobs, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+def one(path):
+    t = time.perf_counter()
+    pm.execute_notebook(path, path.replace(".ipynb", "_out.ipynb"), parameters={"seed": 1},
+                        kernel_name=kernel, progress_bar=False, log_output=False)
+    return time.perf_counter() - t
+with ThreadPoolExecutor(max_workers=jobs) as pool:
+    print(json.dumps(list(pool.map(one, paths))))
+"""
 
-    times = []
+
+def papermill_process(notebooks: list[Path], kernel: str, jobs: int = 1) -> tuple[list[float], float]:
+    """Seconds of each notebook and the wall time of one fresh Python process that imports
+    papermill and executes them, ``jobs`` at a time in threads (as run_all)."""
+    import subprocess
+
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", _PAPERMILL_SCRIPT, kernel, str(jobs), *map(str, notebooks)],
+                          capture_output=True, text=True, check=True)
+    wall = time.perf_counter() - t0
+    return json.loads(proc.stdout.strip().splitlines()[-1]), wall
+
+
+def imports_floor(sources: list[Path], tmp: Path, kernel: str) -> tuple[list[float], float]:
+    """Papermill running, one after another, each notebook cut to its imports cell."""
+    paths = []
     for src in sources:
-        nb = tmp / f"imports_{src.stem}.ipynb"
-        _imports_notebook(src, nb, kernel, tmp / "imports_out" / src.stem)
-        t = time.perf_counter()
-        pm.execute_notebook(str(nb), str(tmp / f"imports_{src.stem}_out.ipynb"), kernel_name=kernel,
-                            progress_bar=False, log_output=False)
-        times.append(time.perf_counter() - t)
-    return times
+        paths.append(tmp / f"imports_{src.stem}.ipynb")
+        _imports_notebook(src, paths[-1], kernel, tmp / "imports_out" / src.stem)
+    return papermill_process(paths, kernel)
 
 
 def floor(n: int, tmp: Path, kernel: str, jobs: int = 1) -> tuple[list[float], float]:
-    """Seconds of each trivial notebook and the wall time, ``jobs`` at a time (threads, as run_all)."""
-    from concurrent.futures import ThreadPoolExecutor
+    """Papermill running `n` trivial notebooks, ``jobs`` at a time."""
+    paths = [tmp / f"trivial_{jobs}_{i}.ipynb" for i in range(n)]
+    for path in paths:
+        _trivial_notebook(path, kernel)
+    return papermill_process(paths, kernel, jobs)
 
-    import papermill as pm
 
-    def one(i: int) -> float:
-        src = tmp / f"trivial_{jobs}_{i}.ipynb"
-        _trivial_notebook(src, kernel)
-        t = time.perf_counter()
-        pm.execute_notebook(str(src), str(tmp / f"trivial_{jobs}_{i}_out.ipynb"), parameters={"seed": 1},
-                            kernel_name=kernel, progress_bar=False, log_output=False)
-        return time.perf_counter() - t
+def run_all_command(data: str | None, out: Path, jobs: str) -> float:
+    """Wall seconds of ``ecrm run all`` as a fresh process."""
+    import subprocess
 
+    cmd = [sys.executable, "-m", "ecrm_research.cli", "run", "all", "--out", str(out), "--no-progress"]
+    if data:
+        cmd += ["--data", data]
+    if jobs != "auto":
+        cmd += ["--jobs", jobs]
     t0 = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        times = list(pool.map(one, range(n)))
-    return times, time.perf_counter() - t0
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        print(proc.stdout[-2000:], proc.stderr[-2000:], file=sys.stderr)
+    return wall
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -125,33 +158,34 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(tmp)
         if not args.floor_only:
             jobs = runner.default_jobs(args.data, len(names))[0] if args.jobs == "auto" else int(args.jobs)
-            t = time.perf_counter()
-            results = runner.run_all("all", data=args.data, out=tmp / "reports", progress=False, jobs=jobs)
-            total = time.perf_counter() - t
-            print(f"ecrm run all ({len(results)} notebooks, data={args.data or 'bundled sample'}, "
-                  f"jobs={jobs}): {total:.1f} s")
+            reports = tmp / "reports"
+            total = run_all_command(args.data, reports, args.jobs)
+            print(f"ecrm run all ({len(names)} notebooks, data={args.data or 'bundled sample'}, "
+                  f"jobs={jobs}; a fresh process): {total:.1f} s")
             print(f"  {'notebook':14} {'status':6} {'exec s':>7} {'kernel+':>8} {'cells':>6} {'render':>7} {'pdf':>5}"
                   "   slowest cells (s)")
-            for r in results:
-                run = json.loads((r.out_dir / "run.json").read_text())
-                cells = _cell_times(r.notebook)
+            for name in names:
+                run = json.loads((reports / name / "run.json").read_text())
+                cells = _cell_times(reports / name / f"{name}.ipynb")
                 in_cells = sum(c for c, _ in cells)
                 top = ", ".join(f"{src} {c:.1f}" for c, src in sorted(cells, reverse=True)[:3])
-                print(f"  {r.name:14} {r.status:6} {r.seconds:7.1f} {r.seconds - in_cells:8.1f} {in_cells:6.1f} "
-                      f"{run.get('render_seconds') or 0:7.1f} {(run.get('pdf') or {}).get('seconds', 0):5.1f}   {top}"
-                      + (f"  {r.error}" if r.error else ""))
+                print(f"  {name:14} {run['status']:6} {run['seconds']:7.1f} {run['seconds'] - in_cells:8.1f} "
+                      f"{in_cells:6.1f} {run.get('render_seconds') or 0:7.1f} "
+                      f"{(run.get('pdf') or {}).get('seconds', 0):5.1f}   {top}"
+                      + (f"  {run['error']}" if run.get("error") else ""))
             print("  (kernel+ = execution time outside the cells: kernel start, imports in exec_lines, shutdown; "
                   "pdf is printed while the next notebook runs)")
         ft, wall = floor(len(names), tmp, kernel)
-        print(f"papermill floor ({len(ft)} trivial notebooks one after another, kernel {kernel}): {wall:.1f} s")
+        print(f"papermill floor ({len(ft)} trivial notebooks one after another, kernel {kernel}; "
+              f"a fresh process): {wall:.1f} s")
         for i, s in enumerate(ft):
             print(f"  trivial_{i:<6} {s:6.1f} s")
-        it = imports_floor(list(runner.list_notebooks().values()), tmp, kernel)
-        print(f"imports floor (each notebook cut to its parameters + imports cells, one after another): "
-              f"{sum(it):.1f} s  (" + ", ".join(f"{n} {t:.1f}" for n, t in zip(names, it)) + ")")
+        it, iwall = imports_floor(list(runner.list_notebooks().values()), tmp, kernel)
+        print(f"imports floor (each notebook cut to its parameters + imports cells, one after another; "
+              f"a fresh process): {iwall:.1f} s  (" + ", ".join(f"{n} {t:.1f}" for n, t in zip(names, it)) + ")")
         if not args.floor_only:
             print(f"ratio run all / floor: {total / wall:.2f}  (target <= 2)")
-            print(f"ratio run all / imports floor: {total / sum(it):.2f}")
+            print(f"ratio run all / imports floor: {total / iwall:.2f}")
             if jobs > 1:
                 # the stricter baseline: the trivial notebooks also run `jobs` at a time
                 _, pwall = floor(len(names), tmp, kernel, jobs)
