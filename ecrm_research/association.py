@@ -509,7 +509,8 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
                 rows.append({"step": f"cleaning ({r.table})", "reason": str(r.reason), "rows": int(r.rows)})
         tables = cleaned.tables
         del cleaned, q
-        _free()
+        n_lines = len(tables["order_items"])
+        _free(n_lines)
         status = tables["orders"]["status"].astype(str)
         other = status[status != "completed"]
         if len(other):
@@ -523,7 +524,7 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
                          "rows": nonpos})
         b = baskets_from_orders(tables, item_level=item_level, basket_by=basket_by, window=window)
         del tables
-        _free()
+        _free(n_lines)
         has_ts = True
     if hierarchy is not None:
         b = aggregate_items(b, hierarchy, hierarchy_level)
@@ -580,19 +581,25 @@ def _basket_tables(ds: Any, policy: Any) -> dict[str, pd.DataFrame]:
         else:
             out[name] = df[[c for c in df.columns if c in cols]]
     tables = df = None
-    _free()
+    _free(len(out.get("order_items", ())))
     return out
 
 
-def _free() -> None:
-    """Free the tables just dropped *now*.
+#: Order lines from which dropped tables are worth an explicit collection (~25 MB per column).
+_COLLECT_FROM_ROWS = 3_000_000
+
+
+def _free(rows: int) -> None:
+    """Free the tables just dropped *now*, when they were large (`rows` order lines).
 
     pandas frames sit in reference cycles (frame, column cache, block references), so dropping
     the last name does not free them: they wait for Python's cyclic collector, which may run much
-    later, when another full copy of the data has been made. One collection here costs a few
-    hundredths of a second and keeps a copy of the order lines out of the peak.
+    later, when another full copy of the data has been made. One collection keeps a copy of the
+    order lines out of the peak; it costs ~0.1 s in a kernel full of imported modules, which is
+    not worth it for small data.
     """
-    gc.collect()
+    if rows >= _COLLECT_FROM_ROWS:
+        gc.collect()
 
 
 def _non_product_codes(ds: Any) -> tuple:
@@ -2102,12 +2109,17 @@ def fisher_test(rules: pd.DataFrame, n_transactions: int | None = None, method: 
     out["p_value"] = p
     if method in (None, "none"):
         out["p_adjusted"] = p
+    elif method == "holm":
+        from .multiple_testing import holm
+
+        out["p_adjusted"] = holm(p)
     else:
         from statsmodels.stats.multitest import multipletests
 
         out["p_adjusted"] = multipletests(p, method=method)[1]
     out.attrs.update(rules.attrs)
     return out
+
 
 
 # ---------------------------------------------------------------------------------------------

@@ -985,13 +985,9 @@ def logrank(
         pw_rows.append({"comparison": "pairwise", "group_a": str(a), "group_b": str(b),
                         "test_statistic": float(r["test_statistic"]), "df": 1, "p_value": float(r["p"])})
     if pw_rows:
-        p = np.array([r["p_value"] for r in pw_rows])
-        o = np.argsort(p)
-        m = len(p)
-        adj = np.maximum.accumulate((m - np.arange(m)) * p[o]).clip(max=1)
-        holm = np.empty(m)
-        holm[o] = adj
-        for r, h in zip(pw_rows, holm):
+        from .multiple_testing import holm
+
+        for r, h in zip(pw_rows, holm([r["p_value"] for r in pw_rows])):
             r["p_holm"] = float(h)
     return pd.DataFrame(rows + pw_rows, columns=cols)
 
