@@ -16,7 +16,7 @@ $(STAMP): requirements-lock.txt pyproject.toml
 	  $(BIN)/python -m pip install --quiet "pyfim==6.28" || echo "pyfim did not build: association uses the mlxtend engine"; \
 	else echo "no C compiler: pyfim skipped, association uses the mlxtend engine"; fi
 	$(BIN)/python -m pip install --quiet --no-deps -e .
-	$(BIN)/python -m ipykernel install --sys-prefix --name ecrm-research --display-name "Python (ecrm-research)"
+	$(BIN)/python -m ipykernel install --sys-prefix --name ecrm-research --display-name "Python (ecrm-research)" --env PYTHONHASHSEED 0
 	@touch $(STAMP)
 
 ## install: create .venv with the pinned environment and register the 'ecrm-research' kernel
