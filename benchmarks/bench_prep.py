@@ -155,11 +155,13 @@ ORDER BY customer_id
 """.replace("{W}", str(INACTIVITY_DAYS)).replace("{N}", str(WINDOW_DAYS))
 
 
-def _child_duckdb(data: str, out: str) -> dict:
+def _child_duckdb(data: str, out: str, threads: int | None = None) -> dict:
     import duckdb
 
     res: dict = {}
     con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
     t0 = time.perf_counter()
     for t in ("orders", "order_items"):
         con.execute(f"CREATE TABLE {t} AS SELECT * FROM read_parquet('{Path(data) / (t + '.parquet')}')")
@@ -241,13 +243,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--stages", action="store_true", help="also time quality.clean on our side")
     ap.add_argument("--data", help="reuse a folder written by a previous run (--keep)")
     ap.add_argument("--keep", help="write the generated tables to this folder and keep them")
+    ap.add_argument("--duckdb-threads", type=int, default=None,
+                    help="DuckDB worker threads (default: DuckDB's, one per core; the target ratio uses the default)")
     ap.add_argument("--child", choices=["generate", "ours", "duckdb"], help=argparse.SUPPRESS)
     ap.add_argument("--out", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child:
         fn = {"generate": lambda: _child_generate(args.lines, args.out),
               "ours": lambda: _child_ours(args.data, args.out, args.stages),
-              "duckdb": lambda: _child_duckdb(args.data, args.out)}[args.child]
+              "duckdb": lambda: _child_duckdb(args.data, args.out, args.duckdb_threads)}[args.child]
         print(json.dumps(fn()))
         return 0
     n = 1_000_000 if args.quick else args.lines
@@ -259,7 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{gen['rows']['customers']:,} customers in {gen['seconds']:.1f} s -> {data}")
         extra = ["--stages"] if args.stages else []
         ours = _spawn("--child", "ours", "--data", data, "--out", tmp, *extra)
-        duck = _spawn("--child", "duckdb", "--data", data, "--out", tmp)
+        threads = ["--duckdb-threads", str(args.duckdb_threads)] if args.duckdb_threads else []
+        duck = _spawn("--child", "duckdb", "--data", data, "--out", tmp, *threads)
         print(f"machine: {_machine()}; duckdb threads: {duck['threads']}")
         print(f"{'':22}{'ours':>10}{'duckdb':>10}{'ratio':>8}")
         for key, label in (("load_s", "load (s)"), ("rfm_s", "RFM (s)"), ("churn_s", "churn labels (s)"),

@@ -865,7 +865,8 @@ def run_all(
     def one(n: str, printer: Any) -> RunResult:
         own = {k: v for k, v in given.items() if k in declared[n]}
         if n_jobs > 1 and progress:
-            print(f"{n}: started", file=sys.stderr, flush=True)
+            sys.stderr.write(f"{n}: started\n")  # one write: threads print these side by side
+            sys.stderr.flush()
         return run_notebook(n, params=own, out=root, timeout=timeout, progress=progress and n_jobs == 1,
                             notebooks_dir=notebooks_dir, pdf=pdf, pdf_executor=printer, pdf_printer=pdf_printer)
 
