@@ -378,6 +378,18 @@ def _absent_column(spec: ColumnSpec, index: pd.Index, table: str, source: str | 
     return pd.Series(values, index=index, name=spec.name)
 
 
+def require_columns(columns: Iterable[Any], table: str, where: str, *, hint: str) -> None:
+    """Raise :class:`SchemaError` naming the required columns of `table` that `columns` lacks,
+    the columns present and `hint` (what the user should do; ``{missing}`` in it is filled in)."""
+    columns = list(columns)
+    missing = [c for c in TABLES[table].required if c not in columns]
+    if missing:
+        present = ", ".join(map(str, columns[:30]))
+        raise SchemaError(f"{where}: required column(s) {missing} missing for table '{table}'. "
+                          f"Columns present: [{present}]. {hint.format(missing=missing)}",
+                          source=where, column=missing[0])
+
+
 def coerce_table(df: pd.DataFrame, table: str, *, source: str | None = None,
                  date_format: str | None = None, dayfirst: bool = False) -> pd.DataFrame:
     """Return ``df`` with canonical column order and dtypes.
@@ -410,13 +422,8 @@ def coerce_table(df: pd.DataFrame, table: str, *, source: str | None = None,
     if df.shape[1] == 0 or len(df) == 0:
         raise SchemaError(f"{where}: the table is empty (no rows). A '{table}' table needs at least one row "
                           f"with columns {spec.required}.", source=where, n_rows=0)
-    missing = [c for c in spec.required if c not in df.columns]
-    if missing:
-        present = ", ".join(map(str, df.columns[:30]))
-        raise SchemaError(
-            f"{where}: required column(s) {missing} missing for table '{table}'. Columns present: [{present}]. "
-            f"Rename them or pass a column-mapping file (--mapping) that maps your names to {missing}.",
-            source=where, column=missing[0])
+    require_columns(df.columns, table, where,
+                    hint="Rename them or pass a column-mapping file (--mapping) that maps your names to {missing}.")
     out = {}
     for c in spec.columns:
         if c.name in df.columns:

@@ -450,14 +450,8 @@ def _canonical_column(raw: DataFrame, spec: schema.ColumnSpec, *, where: str, da
 
 
 def _require_columns(raw: DataFrame, table: str, where: str) -> None:
-    spec = schema.TABLES[table]
-    missing = [c for c in spec.required if c not in raw.columns]
-    if missing:
-        present = ", ".join(map(str, raw.columns[:30]))
-        raise SchemaError(
-            f"{where}: required column(s) {missing} missing for table '{table}'. Columns present: [{present}]. "
-            f"Rename them in the file (the Spark engine reads canonical names; see schema.describe()).",
-            source=where, column=missing[0])
+    schema.require_columns(raw.columns, table, where, hint="Rename them in the file (the Spark engine reads "
+                           "canonical names; see schema.describe()).")
 
 
 def _one_row(parts: Sequence[DataFrame]) -> Any:

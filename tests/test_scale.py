@@ -139,18 +139,9 @@ def ref_label_churn(
     as_of: Any = None,
     covariate_window_days: int | None = None,
 ) -> ChurnData:
-    """Reference (pre-vectorisation) implementation."""
-    if "orders" not in tables:
-        raise AnalysisError(f"Churn labelling needs the 'orders' table; have {sorted(tables)}.")
-    W = int(inactivity_days)
-    if W <= 0:
-        raise AnalysisError(f"inactivity_days must be a positive number of days, got {inactivity_days!r}.")
-    N = int(min(90, W) if covariate_window_days is None else covariate_window_days)
-    if N <= 0:
-        raise AnalysisError(f"covariate_window_days must be positive, got {covariate_window_days!r}.")
-    if N > W:
-        _warn(f"covariate_window_days={N} is longer than inactivity_days={W}: behaviour measured after "
-              f"day {W} can see a churn that has already happened (look-ahead). Use a window ≤ {W} days.")
+    """Reference (pre-vectorisation) implementation of the labelling; the argument checks are
+    the library's own (``survival._churn_windows``), they are not what this reference tests."""
+    W, N = sv._churn_windows(tables, inactivity_days, covariate_window_days)
     orders = tables["orders"]
     status = orders["status"].astype("string")
     ts = pd.to_datetime(orders["ordered_at"])
