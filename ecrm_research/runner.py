@@ -557,6 +557,7 @@ def run_notebook(
     # same in every run: semopy orders its parameters through sets, and its estimates moved in
     # the 15th digit from one kernel to the next, enough to change a 12-digit table now and then.
     hash_seed = os.environ.setdefault("PYTHONHASHSEED", "0")
+    effective = {**declared, **parameters}  # what the notebook runs with
     started = datetime.now().astimezone()
     t0 = time.perf_counter()
     status, error = "ok", None
@@ -570,7 +571,7 @@ def run_notebook(
             log_output=False,
             cwd=str(PROJ_ROOT),
             engine_name=_papermill_engine(),
-            shutdown_kernel=_shutdown_mode({**declared, **parameters}),
+            shutdown_kernel=_shutdown_mode(effective),
             execution_timeout=timeout,
             # ipykernel's start-up warnings (e.g. "running over TCP without encryption") are noise here;
             # exec_lines sets readable pandas display options before the first cell
@@ -587,7 +588,6 @@ def run_notebook(
     result = RunResult(name=name, status=status, out_dir=out_dir, error=error, seconds=seconds)
     from .manifest import sha256_file, table_hashes
 
-    effective = {**declared, **parameters}
     record = {
         "name": name,
         "notebook": src.name,
