@@ -536,6 +536,131 @@ def _run_heads(arr) -> np.ndarray:
     return np.r_[0, np.flatnonzero(~same.to_numpy(zero_copy_only=False)) + 1]
 
 
+def _fixed_width_bytes(arr) -> list[tuple[np.ndarray, np.ndarray | None]] | None:
+    """The bytes of a text array whose present values all have the same length ``L``.
+
+    Returns one ``(b, valid)`` per chunk: ``b`` is an ``(n_present, L)`` uint8 view of the
+    chunk's data buffer (no copy) and ``valid`` the mask of present rows (``None`` when none
+    is missing); ``None`` when some value has another length or a missing value holds bytes.
+    """
+    import pyarrow as pa
+
+    parts, width = [], None
+    for a in getattr(arr, "chunks", [arr]):
+        n = len(a)
+        if n == 0:
+            continue
+        if not (pa.types.is_string(a.type) or pa.types.is_large_string(a.type)):
+            return None
+        odt = np.dtype(np.int64 if pa.types.is_large_string(a.type) else np.int32)
+        off = np.frombuffer(a.buffers()[1], dtype=odt, count=n + 1, offset=a.offset * odt.itemsize)
+        lens = np.diff(off)
+        valid = None
+        if a.null_count:
+            valid = a.is_valid().to_numpy(zero_copy_only=False)
+            if lens[~valid].any():
+                return None
+            lens = lens[valid]
+        if len(lens):
+            width = int(lens[0]) if width is None else width
+            if not (lens == width).all():
+                return None
+        raw = np.frombuffer(a.buffers()[2], dtype=np.uint8, count=len(lens) * (width or 0),
+                            offset=int(off[0])) if len(lens) else np.zeros(0, dtype=np.uint8)
+        parts.append((raw.reshape(len(lens), width or 0), valid))
+    if not width or width > 64:
+        return None
+    return [(b.reshape(len(b), width), v) for b, v in parts]
+
+
+def _int_keys(*arrays) -> list[tuple[np.ndarray, np.ndarray | None]] | None:
+    """Text ids of several arrays as comparable uint64 integers, when that is exact.
+
+    Most shop ids have a fixed width (``C00916478``, ``O000000042``, ``536365``). When all
+    ids of all arrays have the same byte length ``L`` and at most 8 byte positions differ
+    between them (the others hold the same byte in every id), those positions read big-endian
+    are an integer per id that is equal exactly when the ids are equal and ordered as the ids
+    are (UTF-8 byte order is code-point order). Integer joins and sorts are several times
+    faster than hashing strings. Returns ``[(ints, valid), ...]`` per array (``valid`` as in
+    :func:`_fixed_width_bytes`; missing rows hold 0), or ``None`` when not applicable.
+    """
+    views = [_fixed_width_bytes(a) for a in arrays]
+    if any(v is None for v in views):
+        return None
+    blocks = [b for v in views for b, _ in v if len(b)]
+    widths = {b.shape[1] for b in blocks}
+    if len(widths) != 1:
+        return None
+    width = widths.pop()
+    ref = blocks[0][0].copy()
+    # bytes before the last 8 must be the same in every id (checked column by column: cheap,
+    # and ids usually differ only at the end); then the last 8 bytes are read in place
+    lead = max(width - 8, 0)
+    kept = np.arange(width)
+    in_place = width >= 8 and not any((b[:, j] != ref[j]).any() for j in range(lead) for b in blocks)
+    if width > 8 and not in_place:
+        varying = np.zeros(width, dtype=bool)
+        for b in blocks:
+            varying |= (b != ref).any(axis=0)
+        kept = np.flatnonzero(varying)
+        if len(kept) > 8:
+            return None
+
+    def to_ints(b: np.ndarray) -> np.ndarray:
+        if in_place:
+            flat = np.ascontiguousarray(b).reshape(-1)  # a view: b is a reshaped buffer
+            words = np.ndarray(shape=(len(b),), dtype=">u8", buffer=flat, offset=lead, strides=(width,))
+            return words.astype(np.uint64)
+        word = np.zeros((len(b), 8), dtype=np.uint8)
+        word[:, 8 - len(kept):] = b[:, kept]
+        return word.view(">u8").ravel().astype(np.uint64)
+
+    out = []
+    for parts in views:
+        flat = np.concatenate([to_ints(b) for b, _ in parts]) if parts else np.zeros(0, dtype=np.uint64)
+        if all(v is None for _, v in parts):
+            out.append((flat, None))
+            continue
+        mask = np.concatenate([np.ones(len(b), dtype=bool) if v is None else v for b, v in parts])
+        full = np.zeros(len(mask), dtype=np.uint64)
+        full[mask] = flat
+        out.append((full, mask))
+    return out
+
+
+def _int_positions(vals: np.ndarray, vvalid: np.ndarray | None, keys: np.ndarray, kvalid: np.ndarray | None
+                   ) -> tuple[np.ndarray, bool]:
+    """:func:`key_positions` on integer ids: a sort-merge join (first occurrence wins).
+
+    Keys already in increasing order (orders exported by id) need no sort; runs of equal
+    values (the lines of one order) are looked up once.
+    """
+    n = len(vals)
+    change = vals[1:] != vals[:-1]
+    if vvalid is not None:
+        change |= vvalid[1:] != vvalid[:-1]
+    heads = np.r_[0, np.flatnonzero(change) + 1] if n else np.zeros(0, dtype=np.int64)
+    vh = vals[heads]
+    krow = np.arange(len(keys), dtype=np.int64) if kvalid is None else np.flatnonzero(kvalid)
+    ks = keys if kvalid is None else keys[kvalid]
+    if len(ks) > 1 and not (ks[1:] > ks[:-1]).all():
+        by = np.argsort(ks, kind="stable")  # equal keys keep their order: the first comes first
+        krow, ks = krow[by], ks[by]
+        unique = not (ks[1:] == ks[:-1]).any()
+    else:
+        unique = True
+    if len(ks):
+        at = np.minimum(np.searchsorted(ks, vh), len(ks) - 1)
+        hit = ks[at] == vh
+        if vvalid is not None:
+            hit &= vvalid[heads]
+        pos_h = np.where(hit, krow[at], -1)
+    else:
+        pos_h = np.full(len(vh), -1, dtype=np.int64)
+    out = np.repeat(pos_h, np.diff(np.r_[heads, n])) if len(heads) < n else pos_h
+    return out.astype(np.int64, copy=False), unique
+
+
 def key_positions(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Index | np.ndarray, *,
                   return_unique: bool = False) -> np.ndarray | tuple[np.ndarray, bool]:
     """Row position in ``keys`` of each of ``values`` (-1 when absent or missing).
@@ -578,6 +703,11 @@ def key_positions(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | p
         pos = kidx.get_indexer(vidx)
         pos[np.asarray(pd.isna(vidx), dtype=bool)] = -1
         return (pos.astype(np.int64), unique) if return_unique else pos.astype(np.int64)
+    ints = _int_keys(v, k)
+    if ints is not None:
+        (iv, vvalid), (ik, kvalid) = ints
+        out, unique = _int_positions(iv, vvalid, ik, kvalid)
+        return (out, unique) if return_unique else out
     heads = _run_heads(v)
     n = len(v)
     vh = pc.take(v, pa.array(heads)) if len(heads) < n else v
@@ -616,6 +746,10 @@ def key_isin(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Ind
                           & pd.notna(np.asarray(values, dtype=object)), dtype=bool)
     import pyarrow.compute as pc
 
+    ints = _int_keys(v, k)
+    if ints is not None:
+        (iv, vvalid), (ik, kvalid) = ints
+        return _int_positions(iv, vvalid, ik, kvalid)[0] >= 0
     heads = _run_heads(v)
     n = len(v)
     if len(heads) < 0.7 * n:
@@ -640,6 +774,21 @@ def key_codes(values: pd.Series | pd.Index | np.ndarray, *, sort: bool = True) -
     uniques : Index
         ``uniques[codes[i]] == values[i]``.
     """
+    arr = _arrow_strings(values) if isinstance(values, (pd.Series, pd.Index)) else None
+    ints = _int_keys(arr) if arr is not None else None
+    if ints is not None:  # fixed-width text ids: factorize integers, then fetch one name per code
+        (iv, valid), = ints
+        present = np.arange(len(iv)) if valid is None else np.flatnonzero(valid)
+        c, u = pd.factorize(iv[present], sort=False)
+        if sort:  # sorting the distinct integers is cheaper than factorize(sort=True)
+            rank = np.empty(len(u), dtype=np.int64)
+            rank[np.argsort(u)] = np.arange(len(u))
+            c = rank[c]
+        first = np.empty(int(c.max()) + 1 if len(c) else 0, dtype=np.int64)
+        first[c[::-1]] = present[::-1]  # the first row of each code is written last
+        codes = np.full(len(iv), -1, dtype=np.int64)
+        codes[present] = c
+        return codes, pd.Index(pd.Series(values).iloc[first].array)
     codes, uniques = pd.factorize(values, sort=sort, use_na_sentinel=True)
     return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
 

@@ -196,11 +196,12 @@ def _order_core(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Times
     # positive lines of a returned order went back: they count for nothing
     keep[has] = completed[line_order[has]] | (value[has] < 0)
     lo, v = line_order[keep], value[keep]
-    per_value = np.bincount(lo, weights=_nan0(v), minlength=m)
-    per_ret = np.bincount(lo, weights=_nan0(np.minimum(v, 0.0)), minlength=m)
+    v0 = _nan0(v)  # a line without a value counts as 0
+    per_value = np.bincount(lo, weights=v0, minlength=m)
+    per_ret = np.bincount(lo, weights=np.minimum(v0, 0.0), minlength=m)
     per_units = np.bincount(lo, weights=_nan0(np.maximum(q[keep], 0.0)), minlength=m)
     per_n = np.bincount(lo, minlength=m).astype(float)
-    cust, uniques = key_codes(orders["customer_id"].iloc[rows], sort=False)
+    cust, uniques = key_codes(orders["customer_id"].iloc[rows], sort=True)  # code order = id order
     line_order = np.where(keep, line_order, -1)
     return _OrderCore(rows, cust, uniques, completed, ts[rows], per_value, per_ret, per_units, per_n,
                       line_order, value)
@@ -228,7 +229,9 @@ def _rfm_from_core(c: _OrderCore, as_of: pd.Timestamp) -> tuple[pd.DataFrame, np
     ret = np.bincount(c.cust, weights=c.returned_value, minlength=nc)
     codes = np.flatnonzero(freq > 0)
     names = np.asarray(c.uniques[codes].astype(str), dtype=object)
-    if len(names) > 1:
+    if len(names) > 1 and not isinstance(c.uniques.dtype, pd.StringDtype):
+        # text ids are coded in text order already (key_codes(sort=True)); ids of other
+        # types (numbers) are sorted here as text, like the id strings of the output
         import pyarrow as pa
         import pyarrow.compute as pc
 

@@ -154,6 +154,25 @@ def _as_arrow_text(ids: pd.Series):
     return arr
 
 
+def _by_customer_then_time(code: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
+    """Permutation sorting by (customer code, time); ties keep no particular order.
+
+    Times are almost always whole seconds (or coarser): then code and time fit one 64-bit
+    key and a single sort replaces :func:`numpy.lexsort` (about 3 times faster).
+    """
+    if len(code) < 2:
+        return np.arange(len(code))
+    t0 = int(t_ns.min())
+    rel = t_ns - t0
+    for unit in (86_400 * 10**9, 10**9, 10**6, 10**3, 1):
+        if unit == 1 or not (rel % unit).any():
+            break
+    span = int(rel.max()) // unit
+    if span.bit_length() + int(code.max()).bit_length() <= 62:
+        return np.argsort((code << span.bit_length()) | (rel // unit))
+    return np.lexsort((t_ns, code))
+
+
 def _churn_windows(tables: Mapping[str, Any], inactivity_days: int, covariate_window_days: int | None
                    ) -> tuple[int, int]:
     """Checked windows (W, N) of :func:`label_churn` (also used by ``spark_prep.label_churn``)."""
@@ -231,7 +250,7 @@ def label_churn(
       (annualised historical spend), used for value at risk.
     """
     W, N = _churn_windows(tables, inactivity_days, covariate_window_days)
-    from .schema import key_isin, key_positions
+    from .schema import ID, key_codes, key_isin, key_positions
 
     orders = tables["orders"]
     status = orders["status"]
@@ -247,37 +266,33 @@ def label_churn(
     nat = ts_ns == np.iinfo(np.int64).min
     has_cust = np.asarray(orders["customer_id"].notna(), dtype=bool)
     sel = (st_low == 1) & ~nat & has_cust & (ts_ns <= as_of.value)
-    import pyarrow as pa
-    import pyarrow.compute as pc
 
-    # one dictionary encoding of the orders' customer ids serves every later look-up
-    cust_arr = _as_arrow_text(orders["customer_id"])
-    enc = pc.dictionary_encode(cust_arr).combine_chunks()
-    dict_names = enc.dictionary
-    n_dict = len(dict_names)
-    dcode = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
+    # one integer coding of the orders' customer ids (in the order of the ids as text, so
+    # code order is name order) serves every later look-up
+    cust_ids = pd.Series(pd.arrays.ArrowStringArray(_as_arrow_text(orders["customer_id"])))
+    ccode, cuniq = key_codes(cust_ids, sort=True)
+    n_dict = len(cuniq)
     n_all = n_dict
     if "customers" in tables:
-        extra_ids = pd.Series(tables["customers"]["customer_id"].dropna().unique())
-        n_all += int((~key_isin(extra_ids, pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([dict_names])))
-                                )).sum())
+        reg = tables["customers"]["customer_id"].dropna()
+        reg = reg if isinstance(reg.dtype, pd.StringDtype) else reg.astype(str).astype(ID)
+        n_all += int(reg[~key_isin(reg, pd.Series(cuniq))].nunique())
     acct.append(_accounting_row("customers in the data", n_all, "customers table ∪ customers with orders"))
     if not sel.any():
         raise AnalysisError(f"No completed orders on or before as_of={as_of.date()}: nothing to label. "
                             f"Order statuses present: {status.astype('string').value_counts().to_dict()}.")
     rows = np.flatnonzero(sel)
     labelled = np.zeros(n_dict, dtype=bool)
-    labelled[dcode[rows]] = True
-    lab_dict = np.flatnonzero(labelled)       # dictionary codes of the customers to label
-    nc = len(lab_dict)
-    lab_names = pc.take(dict_names, pa.array(lab_dict))
-    by_name = pc.sort_indices(lab_names).to_numpy()  # code-point order, like sorting str
-    rank_of_dict = np.full(n_dict + 1, -1, dtype=np.int64)  # last slot: missing customer id
-    rank_of_dict[lab_dict[by_name]] = np.arange(nc)
-    names = np.asarray(pc.take(lab_names, pa.array(by_name)).to_numpy(zero_copy_only=False), dtype=object)
-    crank = rank_of_dict[dcode[rows]]
+    labelled[ccode[rows]] = True
+    lab_codes = np.flatnonzero(labelled)      # codes of the customers to label, in name order
+    nc = len(lab_codes)
+    lab_ids = pd.Series(cuniq[lab_codes])     # their ids (text), row r of the result = rank r
+    rank_of_code = np.full(n_dict + 1, -1, dtype=np.int64)  # last slot: missing customer id
+    rank_of_code[lab_codes] = np.arange(nc)
+    names = lab_ids.to_numpy(dtype=object)
+    crank = rank_of_code[ccode[rows]]
     t_all = ts_ns[rows]
-    perm = np.lexsort((t_all, crank))
+    perm = _by_customer_then_time(crank, t_all)
     cs, tsrt = crank[perm], t_all[perm]
     tie = np.flatnonzero((cs[1:] == cs[:-1]) & (tsrt[1:] == tsrt[:-1]))
     if len(tie):  # same customer, same timestamp: order ids break the tie, as a sort on them would
@@ -353,13 +368,12 @@ def label_churn(
                                            dtype="boolean")
         cov["late_share"] = mean_by(wcode, late[win])
     # every status in the window, for the return share
-    code_of_cust = rank_of_dict[dcode]  # -1: no customer id, or a customer without a completed order
+    code_of_cust = rank_of_code[ccode]  # -1: no customer id, or a customer without a completed order
     rel = (st_low > 0) & ~nat & (ts_ns <= as_of.value) & in_window(code_of_cust, ts_ns)
     cov["return_share"] = np.nan_to_num(mean_by(code_of_cust[rel], (st_low[rel] == 2).astype(float)), nan=0.0)
     sc = tables.get("service_contacts")
     if sc is not None and len(sc):
-        spos = key_positions(sc["customer_id"], pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([lab_names]))))
-        scode = np.where(spos >= 0, rank_of_dict[lab_dict[np.maximum(spos, 0)]], -1)
+        scode = key_positions(sc["customer_id"], lab_ids)  # position in lab_ids = customer code
         when = pd.to_datetime(sc["contacted_at"]).to_numpy("datetime64[ns]").view(np.int64)
         m = in_window(scode, when)
         cov["n_contacts"] = np.bincount(scode[m], minlength=nc).astype(float)
@@ -381,7 +395,7 @@ def label_churn(
         cov["spend_window"] = np.bincount(wcode, weights=per_order[win], minlength=nc)
     if "customers" in tables:
         cust = tables["customers"]
-        cpos = key_positions(pd.Series(pd.arrays.ArrowStringArray(pa.chunked_array([pc.take(lab_names, pa.array(by_name))]))),
+        cpos = key_positions(lab_ids,
                              cust["customer_id"] if isinstance(cust["customer_id"].dtype, pd.StringDtype)
                              else cust["customer_id"].astype(str))
         for c in ("is_member", "channel", "region", "age_band", "acquisition_source"):
@@ -406,13 +420,21 @@ def _finish_labels(lab: pd.DataFrame, cov: pd.DataFrame, spend_total: np.ndarray
                    as_of: pd.Timestamp, W: int, N: int) -> ChurnData:
     """The last step of churn labelling, shared by :func:`label_churn` and
     :func:`ecrm_research.spark_prep.label_churn`: annual value, the complete-window filter,
-    the accounting rows, the covariate list and the definition in words."""
+    the accounting rows, the covariate list and the definition in words.
+
+    ``cov`` holds one row per row of ``lab``, in the same order (both callers build them from
+    one sorted list of customers), so its columns are attached by position: a join on a
+    million text ids took half a second.
+    """
     day = pd.Timedelta(days=1)
-    lab = lab.set_index("customer_id")
+    if len(cov) != len(lab):
+        raise AssertionError(f"covariates for {len(cov):,} customers, labels for {len(lab):,}")
+    lab = lab.copy()
     lab["spend_to_date"] = spend_total
     observed_days = ((as_of - lab["first_order_at"]) / day).clip(lower=N)
     lab["annual_value"] = lab["spend_to_date"] * 365.25 / observed_days
-    lab = lab.join(cov).reset_index()
+    for c in cov.columns:
+        lab[c] = cov[c].array
 
     complete = lab["first_order_at"] <= as_of - pd.Timedelta(days=N)
     n_incomplete = int((~complete).sum())

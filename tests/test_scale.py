@@ -457,6 +457,64 @@ def test_key_positions_and_isin_match_pandas():
     assert not unique and (pos == expected).all()   # first occurrence wins
 
 
+def _as_object_positions(vals: pd.Series, keys: pd.Series) -> np.ndarray:
+    """Reference join on Python objects: first occurrence of each key wins, missing → -1."""
+    first = {}
+    for i, k in enumerate(keys.astype(object)):
+        if k is not pd.NA and k not in first:
+            first[k] = i
+    return np.array([-1 if v is pd.NA else first.get(v, -1) for v in vals.astype(object)], dtype=np.int64)
+
+
+@pytest.mark.parametrize("make_id", [
+    lambda i: f"{i * 997:09d}",               # 9 varying bytes → the pyarrow path
+    lambda i: f"C{i:09d}",                    # constant bytes dropped, ≤ 8 vary → the integer path
+    lambda i: f"{i:06d}",
+    lambda i: f"{'éü'[i % 2]}{i:06d}",             # two-byte UTF-8 letters: same byte width
+])
+def test_key_helpers_on_fixed_width_ids_match_a_python_reference(make_id):
+    rng = np.random.default_rng(1)
+    universe = [make_id(int(i)) for i in rng.choice(10**6, 800, replace=False)]
+    keys = pd.Series(universe[:600], dtype=schema.ID)
+    vals = pd.Series(np.repeat(rng.choice(universe, 400), rng.integers(1, 4, 400)), dtype=schema.ID)
+    vals[::13] = pd.NA
+    expected = _as_object_positions(vals, keys)
+    np.testing.assert_array_equal(schema.key_positions(vals, keys), expected)
+    np.testing.assert_array_equal(schema.key_isin(vals, keys), expected >= 0)
+    dup_keys = pd.concat([keys, keys.iloc[[5, 0, 7]]], ignore_index=True)
+    pos, unique = schema.key_positions(vals, dup_keys, return_unique=True)
+    assert not unique and (pos == expected).all()
+    with_na = keys.copy()
+    with_na[3] = pd.NA
+    np.testing.assert_array_equal(schema.key_positions(vals, with_na), _as_object_positions(vals, with_na))
+    # lines stored order by order, in the keys' own order (the no-look-up case)
+    in_order = pd.Series(np.repeat(keys.to_numpy(object), rng.integers(1, 4, len(keys))), dtype=schema.ID)
+    pos, unique = schema.key_positions(in_order, keys, return_unique=True)
+    assert unique and (pos == _as_object_positions(in_order, keys)).all()
+    keys2 = keys.copy()
+    keys2[20] = keys[5]                       # a repeated key: its first occurrence must win
+    in_order2 = pd.Series(np.repeat(keys2.to_numpy(object), 2), dtype=schema.ID)
+    pos, unique = schema.key_positions(in_order2, keys2, return_unique=True)
+    assert not unique and (pos == _as_object_positions(in_order2, keys2)).all() and pos[40] == 5
+    for sort in (True, False):
+        codes, uniques = schema.key_codes(vals, sort=sort)
+        ref_codes, ref_uniques = pd.factorize(vals.astype(object), sort=sort, use_na_sentinel=True)
+        np.testing.assert_array_equal(codes, ref_codes)
+        assert list(uniques) == list(ref_uniques) and uniques.dtype == schema.ID
+
+
+def test_int_keys_are_exact_and_ordered_like_the_text():
+    ids = pd.Series(["C0012", "C0003", None, "C0120", "C0012", "D0012"], dtype=schema.ID)
+    (ints, valid), = schema._int_keys(ids.array._pa_array)
+    assert valid.tolist() == [True, True, False, True, True, True]
+    present = ids.dropna().tolist()
+    order_by_int = [present[i] for i in np.argsort(ints[valid], kind="stable")]
+    assert order_by_int == sorted(present)
+    assert len(set(ints[valid].tolist())) == len(set(present))
+    assert schema._int_keys(pd.Series(["a1", "b22"], dtype=schema.ID).array._pa_array) is None   # widths differ
+    assert schema._int_keys(pd.Series(["123456789", "234567890"], dtype=schema.ID).array._pa_array) is None  # 9 bytes vary
+
+
 # --------------------------------------------------------------------------- column projection
 def test_load_dataset_reads_only_projected_columns(sample_dir, tmp_path):
     import shutil
@@ -544,3 +602,16 @@ def test_coerce_fast_paths_match_the_text_path():
     assert got.astype(object).tolist() == ref.astype(object).tolist()
     with pytest.raises(SchemaError, match=r"'status' has 1 value\(s\) that are not one of .* row 2 = 'lost'"):
         schema.coerce_column(pd.Series(pd.Categorical(["completed", "lost"])), sspec, table="orders")
+
+
+@pytest.mark.parametrize("unit_ns", [86_400 * 10**9, 10**9, 1_000, 1])
+def test_sort_by_customer_then_time_matches_lexsort(unit_ns):
+    rng = np.random.default_rng(7)
+    code = rng.integers(0, 5_000, 40_000)
+    t = (1_600_000_000 * 10**9 // unit_ns + rng.integers(0, 3 * 10**6, 40_000)) * unit_ns
+    perm = sv._by_customer_then_time(code, t)
+    ref = np.lexsort((t, code))
+    # same (customer, time) sequence; only rows that tie on both may trade places
+    np.testing.assert_array_equal(code[perm], code[ref])
+    np.testing.assert_array_equal(t[perm], t[ref])
+    assert sorted(perm.tolist()) == list(range(len(code)))
