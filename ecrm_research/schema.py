@@ -628,6 +628,16 @@ def _int_keys(*arrays) -> list[tuple[np.ndarray, np.ndarray | None]] | None:
     return out
 
 
+def _int_run_heads(vals: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    """Run starts of integer ids (a missing value differs from any present one)."""
+    if len(vals) < 2:
+        return np.arange(len(vals))
+    change = vals[1:] != vals[:-1]
+    if valid is not None:
+        change |= valid[1:] != valid[:-1]
+    return np.r_[0, np.flatnonzero(change) + 1]
+
+
 def _int_positions(vals: np.ndarray, vvalid: np.ndarray | None, keys: np.ndarray, kvalid: np.ndarray | None
                    ) -> tuple[np.ndarray, bool]:
     """:func:`key_positions` on integer ids: a sort-merge join (first occurrence wins).
@@ -636,10 +646,7 @@ def _int_positions(vals: np.ndarray, vvalid: np.ndarray | None, keys: np.ndarray
     values (the lines of one order) are looked up once.
     """
     n = len(vals)
-    change = vals[1:] != vals[:-1]
-    if vvalid is not None:
-        change |= vvalid[1:] != vvalid[:-1]
-    heads = np.r_[0, np.flatnonzero(change) + 1] if n else np.zeros(0, dtype=np.int64)
+    heads = _int_run_heads(vals, vvalid)
     vh = vals[heads]
     krow = np.arange(len(keys), dtype=np.int64) if kvalid is None else np.flatnonzero(kvalid)
     ks = keys if kvalid is None else keys[kvalid]
@@ -808,6 +815,21 @@ def _int_codes(values: pd.Series) -> tuple[np.ndarray, int]:
         n = len(values.cat.categories)
         return np.where(c < 0, n, c), n + 1
     arr = _arrow_strings(values)
+    ints = _int_keys(arr) if arr is not None else None
+    if ints is not None:  # fixed-width text ids: factorize integers, one per run of equal ids
+        (iv, valid), = ints
+        m = len(iv)
+        heads = _int_run_heads(iv, valid)
+        ok = np.ones(len(heads), dtype=bool) if valid is None else valid[heads]
+        c = np.empty(len(heads), dtype=np.int64)
+        hv = iv[heads][ok]
+        if len(hv) < 2 or (hv[1:] > hv[:-1]).all():  # ids in increasing order: runs are the codes
+            cc, n = np.arange(len(hv), dtype=np.int64), len(hv)
+        else:
+            cc, u = pd.factorize(hv)
+            n = len(u)
+        c[ok], c[~ok] = cc, n
+        return (np.repeat(c, np.diff(np.r_[heads, m])) if len(heads) < m else c), n + 1
     if arr is not None:
         heads = _run_heads(arr)
         m = len(arr)
@@ -870,7 +892,7 @@ def duplicated(df: pd.DataFrame, columns: Sequence[str] | None = None, *, keep: 
     if keep is False:
         # the usual question of a key check; sorting one int64 array needs far less memory than
         # a hash table of every row (GBs at 10^7 rows), and a valid key has no duplicate at all
-        s = np.sort(ids)
+        s = ids if bool((ids[1:] >= ids[:-1]).all()) else np.sort(ids)  # stored in key order: no sort
         if not bool((s[1:] == s[:-1]).any()):
             return np.zeros(len(df), dtype=bool)
         del s
