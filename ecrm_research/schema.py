@@ -673,9 +673,11 @@ def key_positions(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | p
     """Row position in ``keys`` of each of ``values`` (-1 when absent or missing).
 
     A vectorised join on key columns: ``keys`` should be unique (the first occurrence wins
-    otherwise). Text keys (``string[pyarrow]``) are dictionary-encoded together by pyarrow;
-    runs of equal consecutive values (the lines of one order) are looked up once, so order
-    lines stored order by order cost little more than the orders themselves.
+    otherwise). Fixed-width text ids become integers (:func:`_int_keys`) and are joined by a
+    sort-merge (no sort when ``keys`` are stored in increasing order); other text keys
+    (``string[pyarrow]``) are dictionary-encoded together by pyarrow. Runs of equal
+    consecutive values (the lines of one order) are looked up once, so order lines stored
+    order by order cost little more than the orders themselves.
 
     Parameters
     ----------
