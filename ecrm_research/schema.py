@@ -639,13 +639,12 @@ def _int_run_heads(vals: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
 
 
 def _int_positions(vals: np.ndarray, vvalid: np.ndarray | None, keys: np.ndarray, kvalid: np.ndarray | None
-                   ) -> tuple[np.ndarray, bool]:
-    """:func:`key_positions` on integer ids: a sort-merge join (first occurrence wins).
+                   ) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`key_runs` on integer ids: a sort-merge join (first occurrence wins).
 
     Keys already in increasing order (orders exported by id) need no sort; runs of equal
     values (the lines of one order) are looked up once.
     """
-    n = len(vals)
     heads = _int_run_heads(vals, vvalid)
     vh = vals[heads]
     krow = np.arange(len(keys), dtype=np.int64) if kvalid is None else np.flatnonzero(kvalid)
@@ -664,8 +663,7 @@ def _int_positions(vals: np.ndarray, vvalid: np.ndarray | None, keys: np.ndarray
         pos_h = np.where(hit, krow[at], -1)
     else:
         pos_h = np.full(len(vh), -1, dtype=np.int64)
-    out = np.repeat(pos_h, np.diff(np.r_[heads, n])) if len(heads) < n else pos_h
-    return out.astype(np.int64, copy=False), unique
+    return heads, pos_h.astype(np.int64, copy=False), unique
 
 
 def key_positions(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Index | np.ndarray, *,
@@ -696,6 +694,27 @@ def key_positions(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | p
     >>> key_positions(pd.Series(["b", "a", "a", None, "z"], dtype=ID), pd.Series(["a", "b"], dtype=ID)).tolist()
     [1, 0, 0, -1, -1]
     """
+    starts, pos, unique = key_runs(values, keys, return_unique=True)
+    n = len(values)
+    out = np.repeat(pos, np.diff(np.r_[starts, n])) if len(starts) < n else pos
+    return (out, unique) if return_unique else out
+
+
+def key_runs(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Index | np.ndarray, *,
+             return_unique: bool = False) -> tuple[np.ndarray, np.ndarray] | tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`key_positions` per run of equal consecutive values (the lines of one order).
+
+    Returns ``(starts, positions)``: the row where each run begins and the run's position in
+    ``keys`` (-1 when absent or missing); with ``return_unique`` also whether ``keys`` are
+    unique. Per-run sums (``numpy.add.reduceat(x, starts)``) then need no per-line position
+    array, which is the costly part of an order-line join at 10 million lines.
+
+    Examples
+    --------
+    >>> starts, pos = key_runs(pd.Series(["b", "b", "a", None], dtype=ID), pd.Series(["a", "b"], dtype=ID))
+    >>> starts.tolist(), pos.tolist()
+    ([0, 2, 3], [1, 0, -1])
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -711,15 +730,15 @@ def key_positions(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | p
                             dtype=object)  # later copies never match
         pos = kidx.get_indexer(vidx)
         pos[np.asarray(pd.isna(vidx), dtype=bool)] = -1
-        return (pos.astype(np.int64), unique) if return_unique else pos.astype(np.int64)
+        starts = np.arange(len(vidx), dtype=np.int64)
+        return (starts, pos.astype(np.int64), unique) if return_unique else (starts, pos.astype(np.int64))
     ints = _int_keys(v, k)
     if ints is not None:
         (iv, vvalid), (ik, kvalid) = ints
-        out, unique = _int_positions(iv, vvalid, ik, kvalid)
-        return (out, unique) if return_unique else out
+        starts, pos, unique = _int_positions(iv, vvalid, ik, kvalid)
+        return (starts, pos, unique) if return_unique else (starts, pos)
     heads = _run_heads(v)
-    n = len(v)
-    vh = pc.take(v, pa.array(heads)) if len(heads) < n else v
+    vh = pc.take(v, pa.array(heads)) if len(heads) < len(v) else v
     chunks = [c if c.type == pa.large_string() else c.cast(pa.large_string())
               for c in list(getattr(k, "chunks", [k])) + list(getattr(vh, "chunks", [vh]))]
     both = pa.chunked_array(chunks, type=pa.large_string())
@@ -730,12 +749,11 @@ def key_positions(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | p
     order = np.arange(n_keys, dtype=np.int64)
     ok = kc >= 0
     pos_of_code[kc[ok][::-1]] = order[ok][::-1]  # the first occurrence is written last and wins
-    out = pos_of_code[vc]
-    if len(heads) < n:
-        out = np.repeat(out, np.diff(np.r_[heads, n]))
+    pos = pos_of_code[vc]
+    heads = np.asarray(heads, dtype=np.int64)
     if return_unique:
-        return out, bool(not len(kc[ok]) or np.bincount(kc[ok]).max() <= 1)
-    return out
+        return heads, pos, bool(not len(kc[ok]) or np.bincount(kc[ok]).max() <= 1)
+    return heads, pos
 
 
 def _one_chunk(arr, type_):
@@ -758,7 +776,8 @@ def key_isin(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Ind
     ints = _int_keys(v, k)
     if ints is not None:
         (iv, vvalid), (ik, kvalid) = ints
-        return _int_positions(iv, vvalid, ik, kvalid)[0] >= 0
+        starts, pos, _ = _int_positions(iv, vvalid, ik, kvalid)
+        return np.repeat(pos >= 0, np.diff(np.r_[starts, len(iv)]))
     heads = _run_heads(v)
     n = len(v)
     if len(heads) < 0.7 * n:

@@ -146,9 +146,11 @@ class _OrderCore:
     """Completed/returned orders before ``as_of`` with integer customer codes (internal).
 
     ``rows``: positions in ``orders``; ``cust``: customer code per such order; ``uniques``:
-    the customer ids of the codes; ``completed``: bool per order; ``value``, ``returned_value``,
-    ``units``, ``n_lines``: per-order sums; ``line_order``/``line_keep``: per order line, the
-    position in ``rows`` (-1 = not one of these orders) and whether the line counts.
+    the customer ids of the codes (in id order); ``completed``: bool per order; ``value``,
+    ``returned_value``, ``units``, ``n_lines``: per-order sums; ``line_value``: quantity ×
+    unit_price per order line; ``line_keep``: whether the line counts; ``run_starts`` /
+    ``run_order``: the order lines as runs of one order each, with the run's position in
+    ``rows`` (-1 = not one of these orders). :attr:`line_order` expands them per line.
     """
 
     rows: np.ndarray
@@ -160,18 +162,28 @@ class _OrderCore:
     returned_value: np.ndarray
     units: np.ndarray
     n_lines: np.ndarray
-    line_order: np.ndarray
     line_value: np.ndarray
+    line_keep: np.ndarray
+    run_starts: np.ndarray
+    run_order: np.ndarray
+
+    @property
+    def line_order(self) -> np.ndarray:
+        """Per order line, its position in ``rows``; -1 for lines that do not count."""
+        lens = np.diff(np.r_[self.run_starts, len(self.line_value)])
+        return np.where(self.line_keep, np.repeat(self.run_order, lens), -1)
 
 
 def _order_core(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Timestamp) -> _OrderCore:
     """Vectorised core of :func:`rfm_table`: one pass over the order lines, integer keys only.
 
-    The order-line → order join is :func:`schema.key_positions` (done once; a sort-merge on
-    integers for fixed-width ids); every later group-by is a ``numpy.bincount`` / ``ufunc.at`` on integer
-    codes, so peak memory stays at a few float arrays of the order-line length.
+    The order-line → order join is :func:`schema.key_runs` (done once; a sort-merge on
+    integers for fixed-width ids), per run of lines of one order; lines are summed per run
+    (``numpy.add.reduceat``) and runs per order and customer with ``numpy.bincount``, so no
+    per-line position array is built and peak memory stays at a few float arrays of the
+    order-line length.
     """
-    from .schema import key_codes, key_positions
+    from .schema import key_codes, key_runs
 
     _require_columns(orders, "orders", ["order_id", "customer_id", "ordered_at", "status"])
     _require_columns(order_items, "order_items", ["order_id", "quantity", "unit_price"])
@@ -181,7 +193,7 @@ def _order_core(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Times
     sel &= ts != np.iinfo(np.int64).min  # NaT
     rows = np.flatnonzero(sel)
     oid = orders["order_id"].iloc[rows]
-    line_order, unique = key_positions(order_items["order_id"], oid, return_unique=True)
+    starts, run_order, unique = key_runs(order_items["order_id"], oid, return_unique=True)
     m = len(rows)
     if not unique:
         dup = oid[oid.duplicated(keep=False)]
@@ -191,20 +203,26 @@ def _order_core(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Times
     completed = st[rows] == 1
     q = order_items["quantity"].to_numpy(dtype=float, na_value=np.nan)
     value = q * order_items["unit_price"].to_numpy(dtype=float, na_value=np.nan)
-    has = line_order >= 0
-    keep = has.copy()
+    lens = np.diff(np.r_[starts, len(value)])
+    has_run = run_order >= 0
+    run_completed = np.zeros(len(starts), dtype=bool)
+    run_completed[has_run] = completed[run_order[has_run]]
     # positive lines of a returned order went back: they count for nothing
-    keep[has] = completed[line_order[has]] | (value[has] < 0)
-    lo, v = line_order[keep], value[keep]
-    v0 = _nan0(v)  # a line without a value counts as 0
-    per_value = np.bincount(lo, weights=v0, minlength=m)
-    per_ret = np.bincount(lo, weights=np.minimum(v0, 0.0), minlength=m)
-    per_units = np.bincount(lo, weights=_nan0(np.maximum(q[keep], 0.0)), minlength=m)
-    per_n = np.bincount(lo, minlength=m).astype(float)
+    keep = np.repeat(has_run, lens) & (np.repeat(run_completed, lens) | (value < 0))
+    v0 = np.where(keep, _nan0(value), 0.0)  # a line without a value counts as 0
+    per_run = {}
+    if len(value):
+        per_run = {"value": np.add.reduceat(v0, starts), "ret": np.add.reduceat(np.minimum(v0, 0.0), starts),
+                   "units": np.add.reduceat(np.where(keep, _nan0(np.maximum(q, 0.0)), 0.0), starts),
+                   "n": np.add.reduceat(keep.astype(np.int64), starts).astype(float)}
+    ro = run_order[has_run]
+
+    def per_order(name: str) -> np.ndarray:
+        return np.bincount(ro, weights=per_run[name][has_run], minlength=m) if per_run else np.zeros(m)
+
     cust, uniques = key_codes(orders["customer_id"].iloc[rows], sort=True)  # code order = id order
-    line_order = np.where(keep, line_order, -1)
-    return _OrderCore(rows, cust, uniques, completed, ts[rows], per_value, per_ret, per_units, per_n,
-                      line_order, value)
+    return _OrderCore(rows, cust, uniques, completed, ts[rows], per_order("value"), per_order("ret"),
+                      per_order("units"), per_order("n"), value, keep, starts, run_order)
 
 
 def _order_values(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:

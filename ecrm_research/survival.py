@@ -250,7 +250,7 @@ def label_churn(
       (annualised historical spend), used for value at risk.
     """
     W, N = _churn_windows(tables, inactivity_days, covariate_window_days)
-    from .schema import ID, key_codes, key_isin, key_positions
+    from .schema import ID, key_codes, key_isin, key_positions, key_runs
 
     orders = tables["orders"]
     status = orders["status"]
@@ -383,14 +383,16 @@ def label_churn(
     spend_total = np.zeros(nc)
     if "order_items" in tables and len(tables["order_items"]):
         it = tables["order_items"]
-        opos = key_positions(it["order_id"], orders["order_id"])  # row in orders
+        # lines are summed per run of one order, runs per completed order: no per-line join array
+        starts, opos = key_runs(it["order_id"], orders["order_id"])  # run of lines -> row in orders
         sorted_pos = np.full(len(orders) + 1, -1, dtype=np.int64)  # row in orders -> position in drows
         sorted_pos[drows] = np.arange(len(drows))
         ipos = sorted_pos[opos]  # opos -1 reads the last slot, -1
         v = it["quantity"].to_numpy(dtype=float, na_value=np.nan) * it["unit_price"].to_numpy(dtype=float,
                                                                                                na_value=np.nan)
-        ok = (ipos >= 0) & ~np.isnan(v)
-        per_order = np.bincount(ipos[ok], weights=v[ok], minlength=len(drows))
+        run_sum = np.add.reduceat(np.where(np.isnan(v), 0.0, v), starts)  # a line without a value adds 0
+        ok = ipos >= 0
+        per_order = np.bincount(ipos[ok], weights=run_sum[ok], minlength=len(drows))
         spend_total = np.bincount(cid_code, weights=per_order, minlength=nc)
         cov["spend_window"] = np.bincount(wcode, weights=per_order[win], minlength=nc)
     if "customers" in tables:
@@ -423,22 +425,21 @@ def _finish_labels(lab: pd.DataFrame, cov: pd.DataFrame, spend_total: np.ndarray
     the accounting rows, the covariate list and the definition in words.
 
     ``cov`` holds one row per row of ``lab``, in the same order (both callers build them from
-    one sorted list of customers), so its columns are attached by position: a join on a
-    million text ids took half a second.
+    one sorted list of customers), so its columns are attached by position, and the result
+    is built once from the filtered columns (a join on a million text ids and then a row
+    filter of the joined frame took 0.9 s at 1M customers).
     """
     day = pd.Timedelta(days=1)
     if len(cov) != len(lab):
         raise AssertionError(f"covariates for {len(cov):,} customers, labels for {len(lab):,}")
-    lab = lab.copy()
-    lab["spend_to_date"] = spend_total
-    observed_days = ((as_of - lab["first_order_at"]) / day).clip(lower=N)
-    lab["annual_value"] = lab["spend_to_date"] * 365.25 / observed_days
-    for c in cov.columns:
-        lab[c] = cov[c].array
-
-    complete = lab["first_order_at"] <= as_of - pd.Timedelta(days=N)
+    observed_days = ((as_of - lab["first_order_at"]) / day).clip(lower=N).to_numpy()
+    cols = {c: lab[c].array for c in lab.columns}
+    cols["spend_to_date"] = np.asarray(spend_total, dtype=float)
+    cols["annual_value"] = cols["spend_to_date"] * 365.25 / observed_days
+    cols.update({c: cov[c].array for c in cov.columns})
+    complete = (lab["first_order_at"] <= as_of - pd.Timedelta(days=N)).to_numpy()
     n_incomplete = int((~complete).sum())
-    lab = lab.loc[complete].reset_index(drop=True)
+    lab = pd.DataFrame({c: a[complete] for c, a in cols.items()}, copy=False)  # the filter copied already
     acct.append(_accounting_row(
         f"excluded: first order within {N} days of as_of", n_incomplete,
         "behaviour window not yet complete; too new to judge"))
