@@ -638,7 +638,7 @@ def _int_run_heads(vals: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
     return np.r_[0, np.flatnonzero(change) + 1]
 
 
-def _int_positions(vals: np.ndarray, vvalid: np.ndarray | None, keys: np.ndarray, kvalid: np.ndarray | None
+def _int_runs(vals: np.ndarray, vvalid: np.ndarray | None, keys: np.ndarray, kvalid: np.ndarray | None
                    ) -> tuple[np.ndarray, np.ndarray, bool]:
     """:func:`key_runs` on integer ids: a sort-merge join (first occurrence wins).
 
@@ -735,7 +735,7 @@ def key_runs(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Ind
     ints = _int_keys(v, k)
     if ints is not None:
         (iv, vvalid), (ik, kvalid) = ints
-        starts, pos, unique = _int_positions(iv, vvalid, ik, kvalid)
+        starts, pos, unique = _int_runs(iv, vvalid, ik, kvalid)
         return (starts, pos, unique) if return_unique else (starts, pos)
     heads = _run_heads(v)
     vh = pc.take(v, pa.array(heads)) if len(heads) < len(v) else v
@@ -776,7 +776,7 @@ def key_isin(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Ind
     ints = _int_keys(v, k)
     if ints is not None:
         (iv, vvalid), (ik, kvalid) = ints
-        starts, pos, _ = _int_positions(iv, vvalid, ik, kvalid)
+        starts, pos, _ = _int_runs(iv, vvalid, ik, kvalid)
         return np.repeat(pos >= 0, np.diff(np.r_[starts, len(iv)]))
     heads = _run_heads(v)
     n = len(v)

@@ -1395,19 +1395,27 @@ class ChurnCoxModel:
         h0 = self._cumhaz(X, t_now)
         return pd.Series(1.0 - np.exp(-(h1 - h0)), index=df.index, name="churn_probability")
 
-    def risk_factors(self, df: pd.DataFrame, top: int = 3) -> pd.Series:
-        """The main risk factors of each customer, as text.
+    def contributions(self, df: pd.DataFrame) -> pd.DataFrame:
+        """Each variable's contribution Σ_{columns of v} βⱼ (xⱼ − x̄ⱼ) to each customer's log hazard.
 
-        Contribution of variable v = Σ_{columns of v} βⱼ (xⱼ − x̄ⱼ) to the log hazard (relative to
-        an average customer); the ``top`` largest positive contributions are listed as
-        ``variable = value (×HR)``, where ×HR = exp(contribution).
+        One row per row of ``df``, one column per model variable (its dummy columns summed),
+        relative to an average customer; exp(contribution) is the variable's hazard ratio.
         """
         X = self.design(df)
         beta = self.cph_.params_.reindex(self.design_columns_).to_numpy()
         contrib = (X.to_numpy(float) - self.means_.reindex(self.design_columns_).to_numpy()) * beta
         var_of = dict(zip(self.encoding_["column"], self.encoding_["variable"]))
         vars_ = [var_of[c] for c in self.design_columns_]
-        C = pd.DataFrame(contrib, index=df.index, columns=self.design_columns_).T.groupby(vars_, sort=False).sum().T
+        return pd.DataFrame(contrib, index=df.index, columns=self.design_columns_).T.groupby(vars_, sort=False).sum().T
+
+    def risk_factors(self, df: pd.DataFrame, top: int = 3) -> pd.Series:
+        """The main risk factors of each customer, as text.
+
+        Contribution of variable v (:meth:`contributions`) to the log hazard (relative to
+        an average customer); the ``top`` largest positive contributions are listed as
+        ``variable = value (×HR)``, where ×HR = exp(contribution).
+        """
+        C = self.contributions(df)
         variables = list(C.columns)
         Cv = C.to_numpy(float)
         # largest first; among equal contributions the variable listed first (a stable sort)
