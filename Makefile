@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install reports test lab sample clean-reports system-deps handouts
+.PHONY: install reports test lint lab sample clean-reports system-deps handouts
 
 $(STAMP): requirements-lock.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -46,6 +46,10 @@ reports: install system-deps
 ## test: the whole test suite (unit, real-data parity, notebooks end to end)
 test: install system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(PYTEST_ARGS)
+
+## lint: ruff (rules in pyproject.toml: pyflakes, pycodestyle, bugbear, isort, pyupgrade, mccabe)
+lint: install
+	$(BIN)/ruff check ecrm_research tests benchmarks
 
 ## lab: JupyterLab on notebooks/ with the project's kernel
 lab: install

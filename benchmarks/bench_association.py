@@ -64,11 +64,11 @@ def _rss_mb() -> float:
 def _load(case: str, path: str):
     import pandas as pd
 
-    from ecrm_research import association as ar
+    from ecrm_research.prep import baskets as prep_baskets
 
     if case == "groceries":
         lines = Path(path).read_text(encoding="utf-8").splitlines()
-        return ar.baskets_from_lists([line.split(",") for line in lines]), GROCERIES
+        return prep_baskets.baskets_from_lists([line.split(",") for line in lines]), GROCERIES
     return pd.read_parquet(path), SYNTH
 
 

@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
         import IPython.display
+        import matplotlib.pyplot as plt
 
         IPython.display.display = lambda *a, **k: None
         plt.show = lambda *a, **k: plt.close("all")

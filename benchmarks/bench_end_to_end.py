@@ -108,7 +108,7 @@ def _ancestors(p, stop):
 
 
 def _child(name: str, data: str, out: str, params: dict, timeout: float) -> dict:
-    from ecrm_research import runner
+    from ecrm_research.report import runner
 
     poll = _TreePoller()
     poll.start()
@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(_child(args.child, args.data, args.out, json.loads(args.params_json), args.timeout)))
         return 0
-    from ecrm_research import runner
+    from ecrm_research.report import runner
 
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:

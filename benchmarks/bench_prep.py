@@ -7,7 +7,7 @@ Parquet, each in its own child process so that its peak resident memory
 
 ours
     ``io.load_dataset`` (Parquet → canonical dtypes, validation) then
-    ``segmentation.rfm_table`` and ``survival.label_churn`` (``.frame``: churn labels, spend
+    ``prep_customers.rfm_table`` and ``prep_churn.label_churn`` (``.frame``: churn labels, spend
     and annual value, and the behaviour-window covariates).
 duckdb
     ``CREATE TABLE`` from the Parquet files (orders, order lines, customers), then one SQL query
@@ -69,7 +69,9 @@ def _child_generate(n_lines: int, out: str) -> dict:
 def _child_ours(data: str, out: str, stages: bool) -> dict:
     import warnings
 
-    from ecrm_research import io, quality, segmentation, survival
+    from ecrm_research.data import io, quality
+    from ecrm_research.prep import churn as prep_churn
+    from ecrm_research.prep import customers as prep_customers
 
     warnings.simplefilter("ignore")
     res: dict = {}
@@ -85,10 +87,10 @@ def _child_ours(data: str, out: str, stages: bool) -> dict:
         res["clean_peak_mb"] = _peak_mb()
         del cleaned
     t1 = time.perf_counter()
-    rfm = segmentation.rfm_table(tables["orders"], tables["order_items"])
+    rfm = prep_customers.rfm_table(tables["orders"], tables["order_items"])
     res["rfm_s"] = time.perf_counter() - t1
     t = time.perf_counter()
-    churn = survival.label_churn(tables, inactivity_days=INACTIVITY_DAYS, covariate_window_days=WINDOW_DAYS)
+    churn = prep_churn.label_churn(tables, inactivity_days=INACTIVITY_DAYS, covariate_window_days=WINDOW_DAYS)
     res["churn_s"] = time.perf_counter() - t
     res["compute_s"] = time.perf_counter() - t1
     res["total_s"] = res["load_s"] + res["compute_s"]
@@ -166,7 +168,7 @@ ORDER BY customer_id
 
 # label_churn(tables, inactivity_days=W, covariate_window_days=N).frame in SQL: the same rows (customers
 # whose first completed order is at least N days before as_of, sorted by id) and the same columns, in
-# the same order. Status is compared as stored (case-sensitive, as survival._status_code does).
+# the same order. Status is compared as stored (case-sensitive, as prep_churn._status_code does).
 CHURN_SQL = """
 WITH
 -- end of data: the latest order time of any status (orders after it are ignored)

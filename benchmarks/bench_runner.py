@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="data for run all (default: the bundled sample)")
     ap.add_argument("--jobs", default="auto", help="run_all's jobs (default: auto, as `ecrm run all`)")
     args = ap.parse_args(argv)
-    from ecrm_research import runner
+    from ecrm_research.report import runner
 
     kernel = runner.ensure_kernel()
     names = list(runner.list_notebooks())

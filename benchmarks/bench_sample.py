@@ -23,12 +23,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
 
 def _one(n: int, out_dir: str, chunk_size: int) -> None:
     """Child process: write ``n`` customers and print a JSON line with the measurements."""
-    from ecrm_research.sample import write_sample
+    from ecrm_research.data.sample import write_sample
 
     t0 = time.perf_counter()
     files = write_sample(out_dir, n_customers=n, chunk_size=chunk_size, validate=False)

@@ -19,8 +19,9 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import yaml
 
@@ -94,7 +95,7 @@ def parse_param_value(text: str) -> Any:
 
 
 def _notebook_names() -> list[str]:
-    from .runner import list_notebooks
+    from .report.runner import list_notebooks
 
     try:
         return list(list_notebooks())
@@ -186,7 +187,7 @@ def _data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def _param_table(name: str, notebooks_dir: str | None) -> str:
-    from .runner import notebook_parameter_help
+    from .report.runner import notebook_parameter_help
 
     rows = notebook_parameter_help(name, notebooks_dir=notebooks_dir)
     rows = [r for r in rows if r["name"] != "out_dir"]
@@ -220,7 +221,7 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .runner import RunResult, run_all
+    from .report.runner import RunResult, run_all
 
     params: dict[str, Any] = {}
     for key, raw in args.param:
@@ -253,7 +254,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if jobs < 1:
             raise ParameterError(f"--jobs must be at least 1, got {jobs}.")
     elif names == "all":
-        from .runner import default_jobs, list_notebooks
+        from .report.runner import default_jobs, list_notebooks
 
         jobs, why = default_jobs(data_args.get("data"), len(list_notebooks(args.notebooks_dir)))
         print(f"running {jobs} notebook(s) at a time ({why}; change with --jobs)", flush=True)
@@ -261,7 +262,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                       progress=not args.no_progress, notebooks_dir=args.notebooks_dir,
                       on_result=show, pdf=False if args.no_pdf else None, jobs=jobs, **data_args)
     from .paths import REPORTS_DIR
-    from .report_site import read_json_object
+    from .report.site import read_json_object
 
     root = Path(args.out).expanduser().resolve() if args.out else REPORTS_DIR
     reasons = set()
@@ -280,7 +281,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_handout(args: argparse.Namespace) -> int:
-    from .handout import write_handouts
+    from .report.handout import write_handouts
 
     results = write_handouts(args.out, notebooks_dir=args.notebooks_dir)
     out = Path(args.out).expanduser().resolve()
@@ -292,7 +293,7 @@ def _cmd_handout(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .manifest import reproduce
+    from .report.manifest import reproduce
 
     report = reproduce(args.report_dir, args.out, progress=not args.no_progress)
     print(report.summary())
@@ -317,7 +318,7 @@ def _print_frame(title: str, value: Any) -> None:
 def _cmd_validate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from . import quality  # imported lazily so `ecrm run` and `--help` stay fast
+    from .data import quality  # imported lazily so `ecrm run` and `--help` stay fast
 
     dataset, result = quality.prepare(data=args.data, data_format=args.data_format, mapping=args.mapping)
     report = result.report
@@ -347,7 +348,7 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from . import sample  # imported lazily
+    from .data import sample  # imported lazily
     from .paths import SAMPLE_DIR
 
     out = Path(args.out).expanduser().resolve() if args.out else SAMPLE_DIR

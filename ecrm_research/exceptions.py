@@ -64,3 +64,7 @@ class ParameterError(EcrmError):
 
 class AnalysisError(EcrmError):
     """An analysis cannot proceed on this data (e.g. nothing reaches min_support)."""
+
+
+class SurvivalWarning(UserWarning):
+    """A fixable statistical problem found before or after fitting (also in ``diagnostics``)."""

@@ -76,7 +76,7 @@ def run_nb(tmp_path):
     Usage: ``out = run_nb("association", data=str(path), params={"min_support": 0.01})``.
     Fails the test with the notebook's error when execution fails.
     """
-    from ecrm_research.runner import run_notebook
+    from ecrm_research.report.runner import run_notebook
 
     def _run(name: str, **kwargs) -> Path:
         res = run_notebook(name, out=tmp_path, progress=False, **kwargs)

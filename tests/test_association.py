@@ -14,6 +14,7 @@ from scipy.stats import fisher_exact
 
 from ecrm_research import association as ar
 from ecrm_research.exceptions import AnalysisError, ParameterError
+from ecrm_research.prep import baskets as prep_baskets
 
 # ---------------------------------------------------------------------------------------------
 # a tiny example computed by hand
@@ -106,7 +107,7 @@ def test_single_item_baskets_give_no_rules():
 
 
 def test_duplicate_items_in_a_basket_count_once():
-    b = ar.baskets_from_lists([["a", "a", "b"], ["a", "b", "b"], ["c"]])
+    b = prep_baskets.baskets_from_lists([["a", "a", "b"], ["a", "b", "b"], ["c"]])
     freq = ar.item_frequencies(b).set_index("item")["count"]
     assert freq["a"] == 2 and freq["b"] == 2
     rules = ar.mine_rules(b, 0.5, 0.5).rules
@@ -233,7 +234,7 @@ def test_holdout_check_on_a_time_split():
 
 def test_holdout_needs_timestamps():
     with pytest.raises(AnalysisError, match="timestamps"):
-        ar.split_baskets_by_time(ar.baskets_from_lists(TINY), 0.3)
+        ar.split_baskets_by_time(prep_baskets.baskets_from_lists(TINY), 0.3)
 
 
 def test_baskets_from_orders_keeps_completed_purchases_only():
@@ -246,16 +247,16 @@ def test_baskets_from_orders_keeps_completed_purchases_only():
     products = pd.DataFrame({"product_id": ["P1", "P2", "P3", "P4"], "product_name": ["tea", "mug", "pot", "tea"],
                              "category": ["drink", "kitchen", "kitchen", None]})
     tables = {"orders": orders, "order_items": items, "products": products}
-    b = ar.baskets_from_orders(tables)
+    b = prep_baskets.baskets_from_orders(tables)
     # order 2 cancelled, the return line of order 3 dropped, the repeated P1 counted once;
     # 'tea' is the name of P1 and P4, so both get their id appended
     assert sorted(map(tuple, b[["basket_id", "item"]].to_numpy())) == [
         ("1", "mug"), ("1", "tea [P1]"), ("3", "tea [P4]")]
-    cats = ar.baskets_from_orders(tables, item_level="category")
+    cats = prep_baskets.baskets_from_orders(tables, item_level="category")
     assert set(cats["item"]) == {"drink", "kitchen", "(no category)"}
-    cust = ar.baskets_from_orders(tables, basket_by="customer", item_label="id", statuses=None)
+    cust = prep_baskets.baskets_from_orders(tables, basket_by="customer", item_label="id", statuses=None)
     assert set(cust["basket_id"]) == {"c1", "c2"} and set(cust.loc[cust.basket_id == "c1", "item"]) == {"P1", "P2", "P3"}
-    monthly = ar.baskets_from_orders(tables, basket_by="customer", window="M", statuses=None)
+    monthly = prep_baskets.baskets_from_orders(tables, basket_by="customer", window="M", statuses=None)
     assert monthly["basket_id"].nunique() == 2
 
 
@@ -271,13 +272,13 @@ def _baskets_by_merge(tables, item_level="product", basket_by="order", window=No
         cat = products.drop_duplicates("product_id").set_index("product_id")["category"].astype("string")
         df["item"] = df["product_id"].map(cat).fillna("(no category)").astype(str).to_numpy()
     else:
-        df["item"] = ar._product_labels(products, df["product_id"], "auto").to_numpy()
+        df["item"] = prep_baskets._product_labels(products, df["product_id"], "auto").to_numpy()
     if basket_by == "order":
         df["basket_id"] = df["order_id"].astype(str)
     else:
         df = df[df["customer_id"].notna()]
         key = df["customer_id"].astype(str)
-        df["basket_id"] = (key + "@" + ar._period_key(df["ordered_at"], window) if window else key).to_numpy()
+        df["basket_id"] = (key + "@" + prep_baskets._period_key(df["ordered_at"], window) if window else key).to_numpy()
     df["ordered_at"] = df.groupby("basket_id", sort=False)["ordered_at"].transform("min")
     out = df[["basket_id", "item", "ordered_at", "customer_id"]].drop_duplicates(["basket_id", "item"])
     return out.sort_values(["ordered_at", "basket_id"], kind="stable").reset_index(drop=True)
@@ -288,10 +289,10 @@ def _baskets_by_merge(tables, item_level="product", basket_by="order", window=No
 def test_coded_baskets_equal_the_merge_reference_row_for_row(sample_dir, kw):
     """baskets_from_orders works on integer codes (memory at 10^7 lines); it must give exactly the
     rows, in the same order, of the merge/drop_duplicates/sort build it replaced."""
-    from ecrm_research import io, quality
+    from ecrm_research.data import io, quality
 
     tables = quality.clean(io.load_dataset(sample_dir).tables).tables
-    got = ar.baskets_from_orders(tables, **kw)
+    got = prep_baskets.baskets_from_orders(tables, **kw)
     want = _baskets_by_merge(tables, **kw)
     assert str(got["basket_id"].dtype) == str(got["customer_id"].dtype) == "string"  # string[pyarrow]
     for c in ("basket_id", "customer_id"):
@@ -302,15 +303,15 @@ def test_coded_baskets_equal_the_merge_reference_row_for_row(sample_dir, kw):
 def test_load_baskets_reads_less_but_excludes_the_same(sample_dir):
     """load_baskets projects the columns and skips the quality report; the exclusions and baskets
     equal those from cleaning the whole tables."""
-    from ecrm_research import io, quality
+    from ecrm_research.data import io, quality
 
-    bd = ar.load_baskets(str(sample_dir))
+    bd = prep_baskets.load_baskets(str(sample_dir))
     policy = quality.CleaningPolicy(drop_missing_customer=False, drop_non_product=True)
     full = quality.clean(io.load_dataset(sample_dir).tables, policy)
     counts = full.quarantine.groupby(["table", "reason"]).size()
     got = bd.exclusions[bd.exclusions["step"].str.startswith("cleaning")]
     assert dict(zip(zip(got["step"].str[10:-1], got["reason"]), got["rows"])) == {k: int(v) for k, v in counts.items()}
-    want = ar.baskets_from_orders(full.tables)
+    want = prep_baskets.baskets_from_orders(full.tables)
     pd.testing.assert_frame_equal(bd.baskets, want)
 
 
@@ -333,9 +334,9 @@ def test_frequencies_sizes_and_split_equal_pandas_group_bys():
 
 
 def test_plots_return_axes(tiny_rules):
-    from ecrm_research.plots import association as ap
+    from ecrm_research.association import plots as ap
 
-    b = ar.baskets_from_lists(TINY)
+    b = prep_baskets.baskets_from_lists(TINY)
     for ax in (ap.item_frequency_bar(ar.item_frequencies(b)), ap.basket_size_hist(ar.basket_sizes(b)),
                ap.support_confidence_scatter(tiny_rules), ap.rules_matrix(tiny_rules, 5),
                ap.top_rules_view(tiny_rules, 5)):
@@ -355,7 +356,7 @@ def test_plots_return_axes(tiny_rules):
 def groceries(groceries_csv) -> pd.DataFrame:
     # keep labels exactly as in arules (two have a trailing space: "cream cheese ", "roll products ")
     lines = groceries_csv.read_text(encoding="utf-8").splitlines()
-    return ar.baskets_from_lists([line.split(",") for line in lines])
+    return prep_baskets.baskets_from_lists([line.split(",") for line in lines])
 
 
 @pytest.fixture(scope="module")
@@ -423,7 +424,7 @@ def test_groceries_holdout_on_the_same_baskets_reproduces_the_rules(groceries, g
 def test_groceries_item_hierarchy(groceries, groceries_csv):
     """arules: aggregate(Groceries, by = "level2") has 55 items."""
     info = pd.read_csv(groceries_csv.parent / "groceries_iteminfo.csv", keep_default_na=False)
-    agg = ar.aggregate_items(groceries, info, "level2")
+    agg = prep_baskets.aggregate_items(groceries, info, "level2")
     assert agg["item"].nunique() == info["level2"].nunique() == 55
     assert agg["basket_id"].nunique() == 9835
 
@@ -433,7 +434,7 @@ def test_groceries_item_hierarchy(groceries, groceries_csv):
 # ---------------------------------------------------------------------------------------------
 
 def _planted_tolerance() -> float:
-    from ecrm_research.sample import PLANTED
+    from ecrm_research.data.sample import PLANTED
 
     tol = PLANTED["association"].get("lift_tolerance") or PLANTED["association"].get("tolerance")
     # default: 10% relative; the sample has ~55,000 baskets and the smallest planted rule support is
@@ -442,9 +443,9 @@ def _planted_tolerance() -> float:
 
 
 def test_planted_bundles_are_found_with_their_lift(sample_dir):
-    from ecrm_research.sample import PLANTED
+    from ecrm_research.data.sample import PLANTED
 
-    bd = ar.load_baskets(str(sample_dir), "canonical")
+    bd = prep_baskets.load_baskets(str(sample_dir), "canonical")
     assert bd.has_timestamps and bd.format == "canonical"
     res = ar.mine_rules(bd.baskets, min_support=0.01, min_confidence=0.3, max_len=3)
     got = {(frozenset(a), frozenset(c)): lift for a, c, lift in

@@ -18,6 +18,7 @@ from conftest import skip_or_fail
 
 from ecrm_research import association as ar
 from ecrm_research.exceptions import AnalysisError, ParameterError
+from ecrm_research.prep import baskets as prep_baskets
 
 
 def _need(engine: str) -> str:
@@ -86,7 +87,7 @@ def random_baskets(seed: int) -> list[list[str]]:
 def test_engines_match_brute_force_counts(engine, seed, min_count, max_len):
     baskets = random_baskets(seed)
     n = len(baskets)
-    fi = ar.frequent_itemsets(ar.baskets_from_lists(baskets), min_count / n, max_len, engine=engine)
+    fi = ar.frequent_itemsets(prep_baskets.baskets_from_lists(baskets), min_count / n, max_len, engine=engine)
     assert fi.attrs["min_count"] == min_count and fi.attrs["engine"] == engine
     assert dict(zip(fi["itemsets"], fi["count"])) == brute_force(baskets, min_count, max_len)
 
@@ -116,7 +117,7 @@ def test_support_threshold_is_inclusive_at_the_exact_count(engine):
 @pytest.fixture(scope="module")
 def groceries(groceries_csv) -> pd.DataFrame:
     lines = groceries_csv.read_text(encoding="utf-8").splitlines()
-    return ar.baskets_from_lists([line.split(",") for line in lines])
+    return prep_baskets.baskets_from_lists([line.split(",") for line in lines])
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +144,7 @@ def test_groceries_same_rules_on_spark(groceries, groceries_reference, spark):
 
 @pytest.fixture(scope="module")
 def sample_baskets(sample_dir) -> pd.DataFrame:
-    return ar.load_baskets(str(sample_dir), "canonical").baskets
+    return prep_baskets.load_baskets(str(sample_dir), "canonical").baskets
 
 
 @pytest.fixture(scope="module")
@@ -239,7 +240,7 @@ def test_encoding_matches_a_naive_groupby(ids):
 
 
 def test_transactions_drop_baskets_too_small_to_hold_a_pair():
-    b = ar.baskets_from_lists([["a", "b", "c"], ["a"], [], ["b", "c"]])
+    b = prep_baskets.baskets_from_lists([["a", "b", "c"], ["a"], [], ["b", "c"]])
     enc = ar._encode(b, min_count=1)
     tracts = sorted(sorted(enc.items[t].tolist()) for t in enc.transactions(2))
     assert tracts == [["a", "b", "c"], ["b", "c"]]
@@ -294,7 +295,7 @@ def test_itemset_guard_counts_exactly_when_the_bound_is_loose():
     rng = np.random.default_rng(0)
     baskets = [list(rng.choice(60, size=30, replace=False).astype(str)) for _ in range(5)]
     baskets += [list(rng.choice(60, size=3, replace=False).astype(str)) for _ in range(400)]
-    b = ar.baskets_from_lists(baskets)
+    b = prep_baskets.baskets_from_lists(baskets)
     enc = ar._encode(b, 0.01)
     assert ar.estimate_itemset_count(enc.sizes, len(enc.items), enc.min_count, 10) > 10_000
     fi = ar.frequent_itemsets(b, 0.01, 10, max_itemsets=10_000, engine="fim")

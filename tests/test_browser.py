@@ -30,7 +30,7 @@ from conftest import skip_or_fail
 
 from ecrm_research.cli import main
 from ecrm_research.paths import NOTEBOOKS_DIR
-from ecrm_research.pdf import INSTALL_HINT, DevToolsBrowser, find_chromium
+from ecrm_research.report.pdf import INSTALL_HINT, DevToolsBrowser, find_chromium
 
 NB_DIR = Path(__file__).parent / "notebooks"
 
@@ -230,7 +230,7 @@ def _pdf_pages(data: bytes) -> int:
 
 
 def test_pdf_printer_reuses_one_browser_and_prints_like_the_command_line(chromium_path, tmp_path):
-    from ecrm_research.pdf import PdfPrinter, print_pdf
+    from ecrm_research.report.pdf import PdfPrinter, print_pdf
 
     pages = []
     for i, n_par in enumerate((3, 120)):  # one page, then several

@@ -12,9 +12,9 @@ import pandas as pd
 import pytest
 
 import ecrm_research
-from ecrm_research import cli, runner
 from ecrm_research.cli import main, parse_param_value
 from ecrm_research.exceptions import ParameterError, SchemaError
+from ecrm_research.report import runner
 
 NB_DIR = Path(__file__).parent / "notebooks"
 NB = ["--notebooks-dir", str(NB_DIR), "--no-progress"]
@@ -167,8 +167,11 @@ def _fake_quality(calls, raise_=None):
 
 
 def _install(monkeypatch, modname, module):
-    monkeypatch.setitem(sys.modules, f"ecrm_research.{modname}", module)
-    monkeypatch.setattr(ecrm_research, modname, module, raising=False)
+    """Replace ``ecrm_research.data.<modname>`` (where the CLI imports it from) by a fake."""
+    import ecrm_research.data
+
+    monkeypatch.setitem(sys.modules, f"ecrm_research.data.{modname}", module)
+    monkeypatch.setattr(ecrm_research.data, modname, module, raising=False)
 
 
 def test_validate_prints_quality_report_and_reconciliation(monkeypatch, capsys):

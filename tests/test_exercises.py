@@ -13,9 +13,15 @@ import os
 import nbformat
 import pytest
 
-from ecrm_research.handout import PLACEHOLDER_TAG, find_exercises, student_version, teacher_version, write_handouts
 from ecrm_research.paths import NOTEBOOKS_DIR
-from ecrm_research.runner import run_all
+from ecrm_research.report.handout import (
+    PLACEHOLDER_TAG,
+    find_exercises,
+    student_version,
+    teacher_version,
+    write_handouts,
+)
+from ecrm_research.report.runner import run_all
 
 NOTEBOOKS = {
     "overview": "00_overview.ipynb",

@@ -14,11 +14,11 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from ecrm_research import handout
 from ecrm_research.cli import main
-from ecrm_research.handout import HandoutError, find_exercises, student_version, teacher_version, write_handouts
 from ecrm_research.paths import NOTEBOOKS_DIR
-from ecrm_research.runner import run_all
+from ecrm_research.report import handout
+from ecrm_research.report.handout import HandoutError, find_exercises, student_version, teacher_version, write_handouts
+from ecrm_research.report.runner import run_all
 
 COURSE = Path(__file__).parent / "notebooks" / "course"
 

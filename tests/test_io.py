@@ -1,4 +1,4 @@
-"""Tests for ecrm_research.io: reading files, column mapping, format detection, order-line splitting."""
+"""Tests for ecrm_research.data.io: reading files, column mapping, format detection, order-line splitting."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecrm_research import io, schema
+from ecrm_research.data import io, schema
 from ecrm_research.exceptions import FormatError
 from ecrm_research.paths import MAPPINGS_DIR
 

@@ -378,10 +378,10 @@ def test_stated_vs_actual_detects_real_link():
 
 
 # --------------------------------------------------------------------------------------------
-# the bundled sample survey (planted by ecrm_research.sample)
+# the bundled sample survey (planted by ecrm_research.data.sample)
 # --------------------------------------------------------------------------------------------
 def test_sample_survey_recovers_planted_paths(sample_dir):
-    from ecrm_research.sample import PLANTED
+    from ecrm_research.data.sample import PLANTED
 
     survey = pd.read_parquet(sample_dir / "survey_responses.parquet")
     spec = L.resolve_constructs(None, survey.columns)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecrm_research import io
+from ecrm_research.data import io
 from ecrm_research.exceptions import DataError, FormatError, MappingError, ParameterError, SchemaError
 
 LINES_MAPPING = {

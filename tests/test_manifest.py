@@ -13,11 +13,18 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecrm_research import manifest
 from ecrm_research.cli import main
-from ecrm_research.manifest import ReproduceError, compare_tables, hash_inputs, read_manifest, reproduce, sha256_file
 from ecrm_research.paths import SAMPLE_DIR
-from ecrm_research.runner import run_all
+from ecrm_research.report import manifest
+from ecrm_research.report.manifest import (
+    ReproduceError,
+    compare_tables,
+    hash_inputs,
+    read_manifest,
+    reproduce,
+    sha256_file,
+)
+from ecrm_research.report.runner import run_all
 
 COURSE = Path(__file__).parent / "notebooks" / "course"
 NB_DIR = Path(__file__).parent / "notebooks"

@@ -8,8 +8,8 @@ import nbformat
 import pandas as pd
 import pytest
 
-from ecrm_research.paths import MAPPINGS_DIR, NOTEBOOKS_DIR
 from ecrm_research.association import RULE_COLUMNS, resolve_engine
+from ecrm_research.paths import MAPPINGS_DIR, NOTEBOOKS_DIR
 
 NB = NOTEBOOKS_DIR / "01_association_rules.ipynb"
 HEADINGS = ["## 1 Define the problem", "## 2 Prepare the data", "## 3 Apply the algorithm",
@@ -52,7 +52,7 @@ def _check_common(out):
 
 @pytest.mark.notebook
 def test_notebook_on_sample_finds_planted_bundles(run_nb, sample_dir):
-    from ecrm_research.sample import PLANTED
+    from ecrm_research.data.sample import PLANTED
 
     out = run_nb("association", data=str(sample_dir),
                  params={"min_support": 0.01, "min_confidence": 0.3, "max_len": 3})
@@ -110,7 +110,7 @@ def test_notebook_on_online_retail(run_nb, online_retail_parquet):
 
 @pytest.mark.notebook
 def test_notebook_rejects_other_formats(tmp_path):
-    from ecrm_research.runner import run_notebook
+    from ecrm_research.report.runner import run_notebook
 
     csv = tmp_path / "customers.csv"
     pd.DataFrame({"customer_id": ["1", "2"], "tenure": [3, 4], "churn": [0, 1]}).to_csv(csv, index=False)

@@ -71,7 +71,7 @@ def test_churn_notebook_on_telco_customer_table(run_nb, telco_csv):
 
 
 def test_churn_notebook_on_bundled_sample(run_nb, sample_dir):
-    from ecrm_research.sample import PLANTED
+    from ecrm_research.data.sample import PLANTED
 
     out = run_nb("churn")
     tables, findings = _check_common(out)

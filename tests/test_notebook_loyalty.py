@@ -62,7 +62,7 @@ def test_loyalty_notebook_on_sample(run_nb, sample_dir):
     assert (rel["cronbach_alpha"] > 0.75).all() and len(rel) == 7
     assert (fit.loc[["CFI", "TLI"], "value"] > 0.95).all() and fit.loc["RMSEA", "value"] < 0.06
     p = sem.set_index(["lval", "rval"])
-    # planted standardized paths (ecrm_research.sample.PLANTED["survey"]), tolerance 0.08 (~3 SE at n~2000)
+    # planted standardized paths (ecrm_research.data.sample.PLANTED["survey"]), tolerance 0.08 (~3 SE at n~2000)
     for key, planted in {("satisfaction", "trust"): 0.45, ("satisfaction", "service_quality"): 0.35,
                          ("loyalty", "satisfaction"): 0.50, ("loyalty", "habit"): 0.25,
                          ("loyalty", "perceived_cost"): -0.20, ("loyalty", "entertainment"): 0.10,

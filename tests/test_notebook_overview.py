@@ -48,7 +48,7 @@ def test_overview_on_online_retail(run_nb, online_retail_parquet):
 
 
 def test_index_thumbnail_is_the_declared_key_figure(run_nb, tmp_path):
-    from ecrm_research import report_site
+    from ecrm_research.report import site as report_site
 
     out = run_nb("overview")
     findings = json.loads((out / "findings.json").read_text())

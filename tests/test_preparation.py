@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from ecrm_research import preparation
+from ecrm_research import prep as preparation
 from ecrm_research.exceptions import ParameterError
+from ecrm_research.prep import churn as prep_churn
+from ecrm_research.prep import customers as prep_customers
 
 
 def test_engine_names_and_misuse_are_explained():
@@ -24,7 +26,7 @@ def test_spark_engine_refuses_order_lines_files_before_starting_spark():
 
 
 def test_pandas_engine_is_the_pandas_path(sample_dir):
-    from ecrm_research import quality, segmentation, survival
+    from ecrm_research.data import quality
 
     prep = preparation.engine("pandas")
     ds, cleaned = prep.prepare(sample_dir)
@@ -33,9 +35,9 @@ def test_pandas_engine_is_the_pandas_path(sample_dir):
     assert cleaned.quarantine.equals(ref.quarantine)
     as_of = prep.resolve_as_of(cleaned.tables)
     assert prep.rfm_table(cleaned.tables, as_of).equals(
-        segmentation.rfm_table(ref.tables["orders"], ref.tables["order_items"], as_of))
+        prep_customers.rfm_table(ref.tables["orders"], ref.tables["order_items"], as_of))
     assert prep.label_churn(cleaned.tables, inactivity_days=120).frame.equals(
-        survival.label_churn(ref.tables, inactivity_days=120).frame)
+        prep_churn.label_churn(ref.tables, inactivity_days=120).frame)
     assert prep.suggest_inactivity_days(cleaned.tables) == 60  # 90th percentile of the sample's gaps, rounded up
 
 
@@ -47,7 +49,7 @@ def test_notebook_gives_the_same_tables_on_spark(run_nb, tmp_path_factory, name)
     pytest.importorskip("pyspark")
     pandas_out = run_nb(name, params={"seed": 42})
     spark_run = tmp_path_factory.mktemp(f"{name}-spark")
-    from ecrm_research.runner import run_notebook
+    from ecrm_research.report.runner import run_notebook
 
     res = run_notebook(name, out=spark_run, progress=False, pdf=False, render=False,
                        params={"prep_engine": "spark", "seed": 42})

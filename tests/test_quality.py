@@ -1,4 +1,4 @@
-"""Tests for ecrm_research.quality: report, cleaning policy, quarantine and reconciliation."""
+"""Tests for ecrm_research.data.quality: report, cleaning policy, quarantine and reconciliation."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import time
 import pandas as pd
 import pytest
 
-from ecrm_research import schema
+from ecrm_research.data import schema
+from ecrm_research.data.quality import REASONS, CleaningPolicy, clean, prepare, quality_report
 from ecrm_research.paths import MAPPINGS_DIR
-from ecrm_research.quality import REASONS, CleaningPolicy, clean, prepare, quality_report
 
 
 def shop() -> dict[str, pd.DataFrame]:

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import os
-import time
 import re
 import shutil
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import unquote
@@ -19,10 +19,10 @@ from urllib.parse import unquote
 import nbformat
 import pytest
 
-from ecrm_research import runner
 from ecrm_research.exceptions import ParameterError
 from ecrm_research.paths import KERNEL_NAME, PROJ_ROOT
-from ecrm_research.runner import RunResult, list_notebooks, notebook_parameters, run_all, run_notebook
+from ecrm_research.report import runner
+from ecrm_research.report.runner import RunResult, list_notebooks, notebook_parameters, run_all, run_notebook
 
 NB_DIR = Path(__file__).parent / "notebooks"
 
@@ -239,7 +239,7 @@ def _makespan(queue, seconds, jobs):
 def test_dispatch_order_finishes_sooner_than_longest_first_when_it_can():
     from itertools import permutations
 
-    from ecrm_research.runner import dispatch_order
+    from ecrm_research.report.runner import dispatch_order
 
     secs = {"seg": 9, "loy": 8, "churn": 7.5, "assoc": 6.5, "over": 4}  # measured-like sample durations
     lpt = sorted(secs, key=lambda n: -secs[n])
@@ -274,7 +274,7 @@ def test_run_all_runs_notebooks_concurrently_with_jobs_2(tmp_path):
 
 
 def test_default_jobs_follows_cores_and_memory(monkeypatch):
-    from ecrm_research import runner
+    from ecrm_research.report import runner
 
     monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
     monkeypatch.setattr(runner, "_available_memory", lambda: 20 * 2**30)
@@ -455,7 +455,7 @@ def test_reports_are_self_contained_styled_and_number_formatted(suite):
 
 def test_kernel_sets_readable_float_display(tmp_path):
     """The runner's kernel start-up code sets pandas' float format (thousands separators)."""
-    from ecrm_research.display import format_float
+    from ecrm_research.report.display import format_float
 
     nb = nbformat.read(NB_DIR / "01_hello_world.ipynb", as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(
@@ -491,7 +491,7 @@ def test_run_json_is_replaced_atomically_while_another_thread_reads_it(tmp_path)
     always get one whole JSON document (CI once found two documents in one file)."""
     import threading
 
-    from ecrm_research.runner import _write_run_json
+    from ecrm_research.report.runner import _write_run_json
 
     stop, bad = threading.Event(), []
 
@@ -540,7 +540,7 @@ def test_reader_report_leaves_out_exercises_and_student_report_solutions(tmp_pat
 
 
 def test_index_card_shows_at_most_five_findings(tmp_path):
-    from ecrm_research.report_site import write_index
+    from ecrm_research.report.site import write_index
 
     d = tmp_path / "many"
     d.mkdir()
@@ -557,7 +557,7 @@ def test_parquet_tables_do_not_carry_run_specific_attrs(tmp_path):
     metadata, so the same table from two runs differed byte for byte."""
     import pandas as pd
 
-    from ecrm_research.outputs import ReportOutputs
+    from ecrm_research.report.outputs import ReportOutputs
 
     paths = []
     for run, seconds in enumerate((0.123, 0.456)):

@@ -1,4 +1,4 @@
-"""Tests of the synthetic sample generator (``ecrm_research.sample``).
+"""Tests of the synthetic sample generator (``ecrm_research.data.sample``).
 
 The planted-truth tests recover each planted structure from the written tables with plain,
 independent library calls (pandas, mlxtend, lifelines, semopy, scikit-learn) - never with the
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecrm_research import schema
-from ecrm_research.sample import PLANTED, SURVEY_ITEMS, generate, write_sample
+from ecrm_research.data import schema
+from ecrm_research.data.sample import PLANTED, SURVEY_ITEMS, generate, write_sample
 
 TABLES = ("customers", "products", "orders", "order_items", "survey_responses", "service_contacts")
 

@@ -10,18 +10,20 @@ and on a generated frame with edge cases. Timing lives in ``benchmarks/bench_pre
 from __future__ import annotations
 
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from ecrm_research import io, quality, schema
-from ecrm_research import segmentation as seg
 from ecrm_research import survival as sv
+from ecrm_research.data import io, quality, schema
 from ecrm_research.exceptions import AnalysisError, ParameterError, SchemaError
-from ecrm_research.segmentation import DAYS_PER_MONTH, _require_columns, resolve_as_of
-from ecrm_research.survival import ChurnData, _accounting_row, _warn
+from ecrm_research.prep import churn as prep_churn
+from ecrm_research.prep import customers as prep_customers
+from ecrm_research.prep.churn import ChurnData, _accounting_row, _warn
+from ecrm_research.prep.customers import DAYS_PER_MONTH, _require_columns, resolve_as_of
 
 
 # --------------------------------------------------------------------------- reference paths
@@ -140,8 +142,8 @@ def ref_label_churn(
     covariate_window_days: int | None = None,
 ) -> ChurnData:
     """Reference (pre-vectorisation) implementation of the labelling; the argument checks are
-    the library's own (``survival._churn_windows``), they are not what this reference tests."""
-    W, N = sv._churn_windows(tables, inactivity_days, covariate_window_days)
+    the library's own (``prep_churn._churn_windows``), they are not what this reference tests."""
+    W, N = prep_churn._churn_windows(tables, inactivity_days, covariate_window_days)
     orders = tables["orders"]
     status = orders["status"].astype("string")
     ts = pd.to_datetime(orders["ordered_at"])
@@ -400,14 +402,14 @@ def assert_same(fast: pd.DataFrame, ref: pd.DataFrame) -> None:
 # --------------------------------------------------------------------------- RFM
 def test_rfm_fast_path_matches_reference_on_sample(sample_tables):
     t = sample_tables
-    assert_same(seg.rfm_table(t["orders"], t["order_items"]), ref_rfm_table(t["orders"], t["order_items"]))
+    assert_same(prep_customers.rfm_table(t["orders"], t["order_items"]), ref_rfm_table(t["orders"], t["order_items"]))
 
 
 @pytest.mark.parametrize("arrow_ids", [True, False, "fixed width"])
 @pytest.mark.parametrize("as_of", [None, "2023-09-01"])
 def test_rfm_fast_path_matches_reference_on_edge_cases(arrow_ids, as_of):
     t = fixed_width_ids(edge_tables()) if arrow_ids == "fixed width" else edge_tables(arrow_ids=arrow_ids)
-    fast = seg.rfm_table(t["orders"], t["order_items"], as_of)
+    fast = prep_customers.rfm_table(t["orders"], t["order_items"], as_of)
     assert_same(fast, ref_rfm_table(t["orders"], t["order_items"], as_of))
     assert fast["customer_id"].tolist() == sorted(fast["customer_id"])   # code-point order, like str
     ids = {x.rstrip("_") for x in fast["customer_id"]}
@@ -415,11 +417,11 @@ def test_rfm_fast_path_matches_reference_on_edge_cases(arrow_ids, as_of):
 
 
 def test_customer_features_fast_path_matches_reference(sample_tables):
-    assert_same(seg.customer_features(sample_tables), ref_customer_features(sample_tables))
+    assert_same(prep_customers.customer_features(sample_tables), ref_customer_features(sample_tables))
     t = edge_tables()
-    assert_same(seg.customer_features(t), ref_customer_features(t))
+    assert_same(prep_customers.customer_features(t), ref_customer_features(t))
     t = fixed_width_ids(t)
-    assert_same(seg.customer_features(t), ref_customer_features(t))
+    assert_same(prep_customers.customer_features(t), ref_customer_features(t))
 
 
 def test_rfm_rejects_duplicate_order_ids():
@@ -427,7 +429,7 @@ def test_rfm_rejects_duplicate_order_ids():
     orders = pd.concat([t["orders"], t["orders"].iloc[[5]]], ignore_index=True)
     orders.loc[len(orders) - 1, "status"] = "completed"
     with pytest.raises(SchemaError, match="order_id is not unique"):
-        seg.rfm_table(orders, t["order_items"])
+        prep_customers.rfm_table(orders, t["order_items"])
 
 
 # --------------------------------------------------------------------------- churn labelling
@@ -439,7 +441,7 @@ def _same_churn(fast: sv.ChurnData, ref: sv.ChurnData) -> None:
 
 @pytest.mark.parametrize("days", [90, 180])
 def test_label_churn_fast_path_matches_reference_on_sample(sample_tables, days):
-    _same_churn(sv.label_churn(sample_tables, inactivity_days=days),
+    _same_churn(prep_churn.label_churn(sample_tables, inactivity_days=days),
                 ref_label_churn(sample_tables, inactivity_days=days))
 
 
@@ -447,7 +449,7 @@ def test_label_churn_fast_path_matches_reference_on_sample(sample_tables, days):
 @pytest.mark.parametrize("as_of", [None, "2023-12-01"])
 def test_label_churn_fast_path_matches_reference_on_edge_cases(arrow_ids, as_of):
     t = fixed_width_ids(edge_tables()) if arrow_ids == "fixed width" else edge_tables(arrow_ids=arrow_ids)
-    _same_churn(sv.label_churn(t, inactivity_days=60, covariate_window_days=30, as_of=as_of),
+    _same_churn(prep_churn.label_churn(t, inactivity_days=60, covariate_window_days=30, as_of=as_of),
                 ref_label_churn(t, inactivity_days=60, covariate_window_days=30, as_of=as_of))
 
 
@@ -457,7 +459,7 @@ def test_label_churn_ties_broken_by_order_id():
                            "ordered_at": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-06-01"]),
                            "status": ["completed"] * 3, "promised_days": [2.0, 2.0, 2.0],
                            "delivery_days": [5.0, 1.0, 1.0], "channel": ["web", "app", "app"]})
-    fast = sv.label_churn({"orders": orders}, inactivity_days=100, covariate_window_days=30)
+    fast = prep_churn.label_churn({"orders": orders}, inactivity_days=100, covariate_window_days=30)
     ref = ref_label_churn({"orders": orders}, inactivity_days=100, covariate_window_days=30)
     _same_churn(fast, ref)
     assert fast.frame.loc[0, "channel"] == "app" and not fast.frame.loc[0, "first_order_late"]
@@ -557,7 +559,7 @@ def test_load_dataset_reads_only_projected_columns(sample_dir, tmp_path):
     assert full.tables["orders"]["discount_rate"].notna().any()
     assert proj.tables["order_items"]["order_id"].dtype == schema.ID
     o, i = proj.tables["orders"], proj.tables["order_items"]
-    assert_same(seg.rfm_table(o, i), seg.rfm_table(full.tables["orders"], full.tables["order_items"]))
+    assert_same(prep_customers.rfm_table(o, i), prep_customers.rfm_table(full.tables["orders"], full.tables["order_items"]))
 
 
 def test_load_dataset_projection_errors_name_the_fix(sample_dir):
@@ -634,7 +636,7 @@ def test_sort_by_customer_then_time_matches_lexsort(unit_ns):
     rng = np.random.default_rng(7)
     code = rng.integers(0, 5_000, 40_000)
     t = (1_600_000_000 * 10**9 // unit_ns + rng.integers(0, 3 * 10**6, 40_000)) * unit_ns
-    perm = sv._by_customer_then_time(code, t)
+    perm = prep_churn._by_customer_then_time(code, t)
     ref = np.lexsort((t, code))
     # same (customer, time) sequence; only rows that tie on both may trade places
     np.testing.assert_array_equal(code[perm], code[ref])

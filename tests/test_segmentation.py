@@ -14,6 +14,7 @@ from sklearn.metrics import adjusted_rand_score
 from ecrm_research import segmentation as seg
 from ecrm_research.exceptions import ParameterError
 from ecrm_research.paths import MAPPINGS_DIR
+from ecrm_research.prep import customers as prep_customers
 
 
 # --------------------------------------------------------------------------- hand-made RFM
@@ -40,7 +41,7 @@ def tiny_tables():
 
 
 def test_rfm_hand_made_example_exact(tiny_tables):
-    rfm = seg.rfm_table(tiny_tables["orders"], tiny_tables["order_items"])
+    rfm = prep_customers.rfm_table(tiny_tables["orders"], tiny_tables["order_items"])
     assert rfm.attrs["as_of"] == pd.Timestamp("2024-01-21")  # day after the last order (o3)
     assert rfm["customer_id"].tolist() == ["A", "B"]        # C has no completed order
     a, b = rfm.iloc[0], rfm.iloc[1]
@@ -50,7 +51,7 @@ def test_rfm_hand_made_example_exact(tiny_tables):
 
 
 def test_rfm_respects_stated_as_of(tiny_tables):
-    rfm = seg.rfm_table(tiny_tables["orders"], tiny_tables["order_items"], as_of="2024-01-09")
+    rfm = prep_customers.rfm_table(tiny_tables["orders"], tiny_tables["order_items"], as_of="2024-01-09")
     a, b = rfm.set_index("customer_id").loc["A"], rfm.set_index("customer_id").loc["B"]
     assert (a.recency_days, a.frequency, a.monetary) == (8, 1, 25.0)    # o2, o4 are after the date
     assert (b.recency_days, b.frequency, b.monetary) == (6, 1, 40.0)
@@ -180,10 +181,10 @@ def _online_retail_direct(path) -> pd.DataFrame:
 def test_online_retail_rfm_matches_direct_pandas(online_retail_parquet):
     """UCI Online Retail, standard cleaning: 4,338 customers, Σ quantity × unit price = 8,911,407.90
     (8,887,208.89 would be with exact duplicate rows dropped too; not the default)."""
-    quality = pytest.importorskip("ecrm_research.quality")
+    quality = pytest.importorskip("ecrm_research.data.quality")
     _, cleaned = quality.prepare(str(online_retail_parquet), None, str(MAPPINGS_DIR / "online_retail.yaml"))
     t = cleaned.tables
-    rfm = seg.rfm_table(t["orders"], t["order_items"])
+    rfm = prep_customers.rfm_table(t["orders"], t["order_items"])
     assert len(rfm) == 4338
     assert rfm["monetary"].sum() == pytest.approx(8_911_407.90, abs=0.01)
     assert rfm.attrs["as_of"] == pd.Timestamp("2011-12-10")
@@ -199,9 +200,9 @@ def test_sample_planted_segments_recovered(sample_dir):
     """data/sample plants 4 behavioural segments; data/sample/README.md (planted truth 4) gives the
     recipe: customers with >= 3 completed orders, log orders per active month, log mean order
     value, mean discount_rate, standardise, KMeans -> silhouette best at k = 4, ARI 0.89."""
-    from ecrm_research import quality
+    from ecrm_research.data import quality
     _, cleaned = quality.prepare(None)
-    feats = seg.customer_features(cleaned.tables)
+    feats = prep_customers.customer_features(cleaned.tables)
     s = seg.CustomerSegmenter(k_range=(2, 8), n_bootstrap=10, random_state=42).fit(feats)
     truth = pd.read_parquet(sample_dir / "truth" / "customers_truth.parquet")
     truth = truth.set_index(truth["customer_id"].astype(str))["segment"].reindex(feats["customer_id"])

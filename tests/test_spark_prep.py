@@ -1,7 +1,7 @@
-"""The Spark preparation engine (ecrm_research.spark_prep) gives the pandas path's results.
+"""The Spark preparation engine (ecrm_research.prep.spark) gives the pandas path's results.
 
 Reference = the pandas path on the same input: ``quality.clean`` (reconciliation, quarantine,
-summary), ``segmentation.rfm_table`` / ``customer_features`` and ``survival.label_churn``
+summary), ``prep_customers.rfm_table`` / ``customer_features`` and ``prep_churn.label_churn``
 (frame and accounting). Integers, dates, labels and row order must be identical; sums of money
 may differ by floating-point round-off only (rtol 1e-9; about 1e-15 is measured).
 
@@ -19,15 +19,19 @@ import pandas as pd
 import pytest
 from conftest import skip_or_fail
 
-from ecrm_research import activity, io, quality, schema, segmentation, survival
+from ecrm_research import survival
+from ecrm_research.data import io, quality, schema
 from ecrm_research.exceptions import AnalysisError, ParameterError, SchemaError
+from ecrm_research.prep import churn as prep_churn
+from ecrm_research.prep import customers as prep_customers
+from ecrm_research.prep import orders as prep_orders
 
 pytestmark = pytest.mark.spark
 
 if importlib.util.find_spec("pyspark") is None:  # pragma: no cover - depends on the installation
     skip_or_fail("pyspark is not installed (pip install pyspark; needs Java 17+)")
 
-from ecrm_research import spark_prep  # noqa: E402 - after the skip
+from ecrm_research.prep import spark as spark_prep  # noqa: E402 - after the skip
 
 RTOL = 1e-9
 
@@ -101,7 +105,7 @@ def test_sample_quarantine_and_summary_identical(spark_clean, pandas_clean, tmp_
 def test_sample_rfm_identical(spark_clean, pandas_clean):
     as_of = "2024-06-30"  # the default as-of date is customer_features' (below)
     t = pandas_clean.tables
-    want = segmentation.rfm_table(t["orders"], t["order_items"], as_of)
+    want = prep_customers.rfm_table(t["orders"], t["order_items"], as_of)
     got = spark_prep.rfm_table(spark_clean.tables, as_of)
     assert_same_frame(got, want)
     assert got.attrs["as_of"] == want.attrs["as_of"]
@@ -109,7 +113,7 @@ def test_sample_rfm_identical(spark_clean, pandas_clean):
 
 
 def test_sample_customer_features_identical(spark_clean, pandas_clean, capsys):
-    want = segmentation.customer_features(pandas_clean.tables)
+    want = prep_customers.customer_features(pandas_clean.tables)
     got = spark_prep.customer_features(spark_clean.tables, progress=True)
     assert [c for c in got.columns if c.startswith("cat_")] == [c for c in want.columns if c.startswith("cat_")]
     assert len([c for c in got.columns if c.startswith("cat_")]) == 5
@@ -123,7 +127,7 @@ def test_sample_customer_features_identical(spark_clean, pandas_clean, capsys):
     {"inactivity_days": 120, "as_of": "2024-06-30 12:00", "covariate_window_days": 60},
 ])
 def test_sample_churn_labels_identical(spark_clean, pandas_clean, kwargs):
-    want = survival.label_churn(pandas_clean.tables, **kwargs)
+    want = prep_churn.label_churn(pandas_clean.tables, **kwargs)
     got = spark_prep.label_churn(spark_clean.tables, **kwargs)
     assert_same_frame(got.frame, want.frame)
     pd.testing.assert_frame_equal(got.accounting, want.accounting)
@@ -136,9 +140,9 @@ def test_sample_churn_labels_identical(spark_clean, pandas_clean, kwargs):
 
 def test_sample_inactivity_suggestion_identical(spark_clean, pandas_clean):
     """The exact 90th percentile of purchase gaps, from the gaps inside Spark's bracket."""
-    gaps = activity.purchase_gaps(pandas_clean.tables)
+    gaps = prep_orders.purchase_gaps(pandas_clean.tables)
     assert spark_prep.suggest_inactivity_days(spark_clean.tables, 0.9, round_to=1) == \
-        activity.suggest_inactivity_days(gaps, 0.9, round_to=1)
+        prep_orders.suggest_inactivity_days(gaps, 0.9, round_to=1)
     days = np.sort(gaps.to_numpy())
     for q in np.linspace(0, 1, 41):  # numpy's interpolation, to the last bit
         assert spark_prep._numpy_linear_quantile(days, 0, len(days), q) == np.quantile(days, q)
@@ -250,16 +254,16 @@ def test_analyses_on_uncleaned_tables_like_pandas(dirty, dirty_spark):
     """Returned orders, negative lines, missing customers/categories/discounts, same-time orders."""
     as_of = "2024-12-01"
     assert_same_frame(spark_prep.rfm_table(dirty_spark, as_of),
-                      segmentation.rfm_table(dirty["orders"], dirty["order_items"], as_of))
+                      prep_customers.rfm_table(dirty["orders"], dirty["order_items"], as_of))
     got = spark_prep.customer_features(dirty_spark, as_of, top_categories=3)
-    want = segmentation.customer_features(dirty, as_of, top_categories=3)
+    want = prep_customers.customer_features(dirty, as_of, top_categories=3)
     assert_same_frame(got, want)
     assert "cat_unknown" in got.columns
     kwargs = {"inactivity_days": 60, "covariate_window_days": 30, "as_of": "2024-12-01"}
     with warnings.catch_warnings():
         warnings.simplefilter("error", survival.SurvivalWarning)
         got_c = spark_prep.label_churn(dirty_spark, **kwargs)
-    want_c = survival.label_churn(dirty, **kwargs)
+    want_c = prep_churn.label_churn(dirty, **kwargs)
     assert_same_frame(got_c.frame, want_c.frame)
     pd.testing.assert_frame_equal(got_c.accounting, want_c.accounting)
     assert got_c.covariates == want_c.covariates
@@ -267,7 +271,7 @@ def test_analyses_on_uncleaned_tables_like_pandas(dirty, dirty_spark):
     # orders alone: no spend, contacts or registration attributes; channel from the first order
     only = {"orders": dirty_spark["orders"]}
     got_o = spark_prep.label_churn(only, **kwargs)
-    want_o = survival.label_churn({"orders": dirty["orders"]}, **kwargs)
+    want_o = prep_churn.label_churn({"orders": dirty["orders"]}, **kwargs)
     assert_same_frame(got_o.frame, want_o.frame)
     pd.testing.assert_frame_equal(got_o.accounting, want_o.accounting)
     assert "channel" in got_o.covariates and "spend_window" not in got_o.frame

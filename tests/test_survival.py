@@ -10,6 +10,7 @@ import pytest
 
 from ecrm_research import survival as sv
 from ecrm_research.exceptions import AnalysisError
+from ecrm_research.prep import churn as prep_churn
 
 ROSSI_COVARIATES = ["fin", "age", "race", "wexp", "mar", "paro", "prio"]
 
@@ -144,7 +145,7 @@ def test_label_churn_hand_made_histories_exact_durations():
     F: a gap of exactly 100 days is *not* churn; churned 2024-07-01 + 100 = 2024-10-09, duration 282.
     D: first order 16 days before the end (< N) → excluded; E: no completed order → never at risk.
     """
-    data = sv.label_churn(_history(), inactivity_days=100, covariate_window_days=30)
+    data = prep_churn.label_churn(_history(), inactivity_days=100, covariate_window_days=30)
     f = data.frame.set_index("customer_id")
     assert list(f.index) == ["A", "B", "C", "F"]
     assert data.as_of == pd.Timestamp("2024-12-31")
@@ -170,7 +171,7 @@ def test_label_churn_hand_made_histories_exact_durations():
 
 
 def test_label_churn_as_of_backtests_and_ignores_later_orders():
-    data = sv.label_churn(_history(), inactivity_days=100, covariate_window_days=30, as_of="2024-06-30")
+    data = prep_churn.label_churn(_history(), inactivity_days=100, covariate_window_days=30, as_of="2024-06-30")
     f = data.frame.set_index("customer_id")
     # B: gap from 2024-03-01 not yet complete at June 30? 2024-03-01 + 100 = 2024-06-09 <= as_of -> churned
     assert f.loc["B", "event"] == 1 and f.loc["B", "duration"] == 160.0
@@ -182,14 +183,14 @@ def test_label_churn_as_of_backtests_and_ignores_later_orders():
 
 def test_label_churn_warns_when_window_longer_than_inactivity():
     with pytest.warns(sv.SurvivalWarning, match="look-ahead"):
-        sv.label_churn(_history(), inactivity_days=30, covariate_window_days=60)
+        prep_churn.label_churn(_history(), inactivity_days=30, covariate_window_days=60)
 
 
 def test_label_churn_without_completed_orders_is_plain_error():
     t = _history()
     t["orders"] = t["orders"][t["orders"]["status"] == "cancelled"]
     with pytest.raises(AnalysisError, match="No completed orders"):
-        sv.label_churn(t, inactivity_days=100)
+        prep_churn.label_churn(t, inactivity_days=100)
 
 
 # --------------------------------------------------------------------------- customer tables
@@ -214,7 +215,7 @@ def _customer_table() -> pd.DataFrame:
 def test_prepare_customer_table_counts_blanks_and_zero_durations():
     df = _customer_table()
     df.loc[[0, 1, 2], "tenure"] = 0  # the blank totals belong to brand-new customers (as in Telco)
-    data = sv.prepare_customer_table(df, "tenure", "Churn", value_col="Total", unit="months")
+    data = prep_churn.prepare_customer_table(df, "tenure", "Churn", value_col="Total", unit="months")
     acct = data.accounting.set_index("step")["customers"]
     assert acct["rows in the customer table"] == 400
     assert acct["'Total': numeric text converted"] == 3
@@ -231,16 +232,16 @@ def test_prepare_customer_table_counts_blanks_and_zero_durations():
     (["true", "False", ""], [1, 0, np.nan]),
 ])
 def test_coerce_event_accepts_01_bool_and_yes_no(values, expected):
-    np.testing.assert_array_equal(sv.coerce_event(pd.Series(values)).to_numpy(), np.asarray(expected, float))
+    np.testing.assert_array_equal(prep_churn.coerce_event(pd.Series(values)).to_numpy(), np.asarray(expected, float))
 
 
 def test_coerce_event_rejects_other_values_plainly():
     with pytest.raises(AnalysisError, match="must be 0/1, true/false or yes/no.*'maybe'"):
-        sv.coerce_event(pd.Series(["yes", "maybe"]), "Churn")
+        prep_churn.coerce_event(pd.Series(["yes", "maybe"]), "Churn")
 
 
 def test_categorical_covariates_become_indicators_against_reference_level():
-    data = sv.prepare_customer_table(_customer_table(), "tenure", "Churn", covariates=["plan", "senior"])
+    data = prep_churn.prepare_customer_table(_customer_table(), "tenure", "Churn", covariates=["plan", "senior"])
     m = sv.ChurnCoxModel().fit(data)
     assert list(m.summary["covariate"]) == ["plan_plus", "plan_pro", "senior"]
     assert m.encoding_.set_index("column").loc["plan_pro", "reference"] == "basic"
@@ -364,18 +365,18 @@ def test_campaign_sizing_break_even():
 
 @pytest.fixture(scope="module")
 def sample_churn(sample_dir):
-    from ecrm_research import io, quality, sample
+    from ecrm_research.data import io, quality, sample
 
     tables = quality.clean(io.load_dataset(sample_dir).tables).tables
     days = sample.PLANTED["churn"]["recommended_inactivity_days"]
-    return sv.label_churn(tables, inactivity_days=days)
+    return prep_churn.label_churn(tables, inactivity_days=days)
 
 
 @pytest.mark.parametrize("covariates", [["first_order_late", "is_member"], list(sv.DEFAULT_COVARIATES)],
                          ids=["planted-only", "default-covariates"])
 def test_sample_planted_hazard_ratios_recovered_within_ci(sample_churn, covariates):
     """sample.PLANTED['churn']: HR 1.8 for a late first delivery, 0.6 for members (data card)."""
-    from ecrm_research.sample import PLANTED
+    from ecrm_research.data.sample import PLANTED
 
     truth = PLANTED["churn"]["hazard_ratios"]
     with warnings.catch_warnings():

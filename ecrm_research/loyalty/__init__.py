@@ -34,14 +34,15 @@ import itertools
 import math
 import re
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .exceptions import AnalysisError, DataError, ParameterError
+from ..exceptions import AnalysisError, DataError, ParameterError
 
 #: Share of a construct's items that must be answered for the construct to be scored.
 MIN_ANSWERED_SHARE = 2 / 3
@@ -230,7 +231,7 @@ def resolve_constructs(constructs: str | Path | Mapping[str, Any] | None, column
     """The notebook's rule for ``constructs=None``: the sample survey's mapping
     (``data/mappings/sample_constructs.yaml``) when the survey has its items, otherwise
     constructs inferred from item names ``<prefix>_<n>[_r]``. Otherwise :func:`load_constructs`."""
-    from .paths import MAPPINGS_DIR
+    from ..paths import MAPPINGS_DIR
 
     cols = list(columns)
     if constructs is None:
@@ -244,7 +245,7 @@ def resolve_constructs(constructs: str | Path | Mapping[str, Any] | None, column
 
 
 def survey_from_dataset(ds: Any) -> tuple[pd.DataFrame, pd.DataFrame | None]:
-    """The survey frame (and the orders, for canonical data) of an :class:`ecrm_research.io.Dataset`.
+    """The survey frame (and the orders, for canonical data) of an :class:`ecrm_research.data.io.Dataset`.
 
     Raises
     ------
@@ -986,6 +987,7 @@ def fit_drivers(scores: pd.DataFrame, outcome: str, predictors: Sequence[str], *
     """
     from sklearn.linear_model import LinearRegression
     from sklearn.model_selection import KFold, cross_val_predict
+
     # the modules themselves, not statsmodels.api: that one also imports time series and
     # graphics (~0.3 s of a notebook's start-up)
     from statsmodels.regression.linear_model import OLS

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .paths import REPORTS_DIR
+from ..paths import REPORTS_DIR
 
 
 def _jsonable(value: Any) -> Any:

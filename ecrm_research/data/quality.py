@@ -30,15 +30,16 @@ customers that still have orders as ``result.tables['orders'].customer_id.nuniqu
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..exceptions import SchemaError
 from . import schema
-from .exceptions import SchemaError
 
 REASONS: tuple[str, ...] = (
     "orphan_key", "missing_customer", "cancelled", "nonpositive_quantity", "nonpositive_price",
@@ -289,7 +290,7 @@ def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Ite
     Parameters
     ----------
     tables : dict of DataFrame
-        Canonical tables (as in :attr:`ecrm_research.io.Dataset.tables`).
+        Canonical tables (as in :attr:`ecrm_research.data.io.Dataset.tables`).
     non_product_codes : iterable of str
         Product ids that are not goods (postage, fees...), e.g. from the mapping's rules.
 
@@ -649,7 +650,7 @@ def prepare(data: str | Path | None = None, data_format: str | None = None, mapp
     Parameters
     ----------
     data, data_format, mapping, **read_options
-        As for :func:`ecrm_research.io.load_dataset`. The data must be ``canonical`` or ``lines``.
+        As for :func:`ecrm_research.data.io.load_dataset`. The data must be ``canonical`` or ``lines``.
     policy : CleaningPolicy, optional
         Defaults to the standard filters.
     report : bool, default True

@@ -4,7 +4,7 @@ Every analysis starts with :func:`load_dataset`, which turns "bring your own dat
 :class:`Dataset` in one of five formats:
 
 ``canonical``
-    A folder holding the canonical tables (see :mod:`ecrm_research.schema`) as files named
+    A folder holding the canonical tables (see :mod:`ecrm_research.data.schema`) as files named
     after them: ``customers.parquet``, ``orders.csv``, ``order_items.xlsx`` ... Sub-folders
     (e.g. ``truth/``) and files with other names are ignored.
 ``lines``
@@ -50,15 +50,17 @@ from __future__ import annotations
 
 import csv
 import warnings
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from . import paths, schema
-from .exceptions import DataError, FormatError, MappingError, ParameterError, SchemaError
+from .. import paths
+from ..exceptions import DataError, FormatError, MappingError, ParameterError, SchemaError
+from . import schema
 
 FORMATS: tuple[str, ...] = ("canonical", "lines", "baskets", "customers", "survey")
 
@@ -729,7 +731,7 @@ def split_order_lines(lines: pd.DataFrame, mapping: ColumnMapping | None, source
     dict of DataFrame
         ``customers``, ``products``, ``orders``, ``order_items`` with canonical dtypes.
         ``order_items`` keeps ``source_row`` (0-based row in ``lines``) and ``row_hash`` (a
-        64-bit hash of the user's whole row, so :func:`ecrm_research.quality.clean` can find
+        64-bit hash of the user's whole row, so :func:`ecrm_research.data.quality.clean` can find
         rows that are exact duplicates in the user's file).
 
     Notes

@@ -14,7 +14,7 @@ Six tables (``service_contacts`` optional)::
   rows and the first bad value (never a pandas traceback);
 * :func:`validate_table` / :func:`validate_tables` check value constraints and unique keys
   with pandera. Orphan foreign keys are *data-quality* findings, not errors: they are counted
-  and quarantined by :mod:`ecrm_research.quality`.
+  and quarantined by :mod:`ecrm_research.data.quality`.
 
 Examples
 --------
@@ -29,14 +29,15 @@ dtype('<M8[ns]')
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import pandera.pandas as pa
 
-from .exceptions import SchemaError
+from ..exceptions import SchemaError
 
 ORDER_STATUSES = ("completed", "cancelled", "returned")
 CHANNELS = ("app", "web")
@@ -268,7 +269,7 @@ def coerce_column(series: pd.Series, spec: ColumnSpec, *, table: str, source: st
     """Cast one column to its canonical dtype, failing clearly on unparsable values.
 
     Columns already in their canonical dtype (Parquet written by this package, or by
-    :mod:`ecrm_research.sample`) take fast paths that give the same result without
+    :mod:`ecrm_research.data.sample`) take fast paths that give the same result without
     re-cleaning every value: Arrow text is trimmed by one pyarrow pass (and not copied when
     nothing changes), categoricals are cleaned on their categories, numbers and timestamps
     are only cast.
@@ -397,7 +398,7 @@ def coerce_table(df: pd.DataFrame, table: str, *, source: str | None = None,
     Parameters
     ----------
     df : DataFrame
-        Raw table whose columns already carry canonical names (see :mod:`ecrm_research.io`
+        Raw table whose columns already carry canonical names (see :mod:`ecrm_research.data.io`
         for renaming through a column-mapping file).
     table : str
         One of :data:`TABLES`.

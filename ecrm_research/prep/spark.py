@@ -1,6 +1,6 @@
 """Spark engine for data preparation: reading, cleaning, RFM, behaviour features and churn labels.
 
-The pandas path (:mod:`~ecrm_research.io` → :mod:`~ecrm_research.quality` →
+The pandas path (:mod:`~ecrm_research.data.io` → :mod:`~ecrm_research.data.quality` →
 :mod:`~ecrm_research.segmentation` / :mod:`~ecrm_research.survival`) holds every order line in
 memory. This module computes the same preparation steps with the Spark DataFrame API, so data
 that does not fit one machine can stay in a cluster::
@@ -59,16 +59,17 @@ Examples
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from . import schema
-from .exceptions import AnalysisError, DataError, FormatError, ParameterError, SchemaError
-from .quality import REASONS, CleaningPolicy
+from ..data import schema
+from ..data.quality import REASONS, CleaningPolicy
+from ..exceptions import AnalysisError, DataError, FormatError, ParameterError, SchemaError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only; pyspark is an optional dependency
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -122,9 +123,9 @@ def spark_session(master: str | None = None, conf: Mapping[str, str] | None = No
         The same session the association engine uses (one JVM per process).
     """
     _pyspark()
-    from .association import _spark_session
+    from ..infra.spark import get_session
 
-    return _spark_session(master, conf)
+    return get_session(master, conf)
 
 
 def _session_of(tables: Mapping[str, Any]) -> SparkSession:
@@ -155,10 +156,10 @@ class _Progress:
     """Stage progress (association's tqdm bar) plus the job description shown in the Spark UI."""
 
     def __init__(self, spark: SparkSession, enabled: bool, total: int, desc: str):
-        from .association import _Stages
+        from ..infra.progress import Stages
 
         self.spark, self.desc = spark, desc
-        self.stages = _Stages(enabled, total, desc)
+        self.stages = Stages(enabled, total, desc)
 
     def stage(self, name: str) -> None:
         self.stages.stage(name)
@@ -571,7 +572,7 @@ def read_tables(path: str | Path | None = None, spark: SparkSession | None = Non
     Parameters
     ----------
     path : str or Path, optional
-        ``None`` reads the bundled sample (as :func:`ecrm_research.io.load_dataset` does). Else
+        ``None`` reads the bundled sample (as :func:`ecrm_research.data.io.load_dataset` does). Else
         a folder (local, or any URI Hadoop reads: ``hdfs://``, ``s3a://``, ``abfss://``) holding
         one entry per table named after it: ``orders.parquet`` (a file, or a folder of part files
         as Spark writes it; a folder named ``orders`` is read as Parquet too) or ``orders.csv``
@@ -581,7 +582,7 @@ def read_tables(path: str | Path | None = None, spark: SparkSession | None = Non
     spark_master, spark_conf
         Passed to :func:`spark_session` when ``spark`` is not given.
     validate : bool, default True
-        Check the values as :func:`ecrm_research.schema.coerce_table` and ``validate_tables``
+        Check the values as :func:`ecrm_research.data.schema.coerce_table` and ``validate_tables``
         do on the pandas path: unparsable values, missing values in required columns, value
         ranges, allowed values, empty tables (one Spark action for all tables), unique keys (a
         second action). Every table's required columns are checked first, before any data is
@@ -617,7 +618,7 @@ def read_tables(path: str | Path | None = None, spark: SparkSession | None = Non
     _pyspark()
     spark = spark or spark_session(spark_master, spark_conf)
     if path is None:
-        from .paths import SAMPLE_DIR
+        from ..paths import SAMPLE_DIR
 
         path = SAMPLE_DIR
     path = str(path)
@@ -655,7 +656,7 @@ def read_tables(path: str | Path | None = None, spark: SparkSession | None = Non
                 this_sep = "\t" if ".tsv" in Path(full).suffixes else ","
                 compressed = Path(full).suffix.lower() in _COMPRESSION
                 if "://" not in full and Path(full).is_file() and not compressed and this_sep != "\t":
-                    from .io import _sniff_sep
+                    from ..data.io import _sniff_sep
 
                     this_sep = _sniff_sep(Path(full), encoding, ".csv", decimal)
             raw = spark.read.csv(full, header=True, sep=this_sep, encoding=encoding, inferSchema=False)
@@ -705,8 +706,8 @@ def from_pandas(tables: Mapping[str, pd.DataFrame], spark: SparkSession | None =
     ----------
     tables : dict of DataFrame
         Canonical tables, e.g. ``io.load_dataset(...).tables``; tables of the data model are
-        first passed through :func:`ecrm_research.schema.coerce_table` (cheap when they are
-        canonical already) and, with ``validate``, :func:`ecrm_research.schema.validate_table`.
+        first passed through :func:`ecrm_research.data.schema.coerce_table` (cheap when they are
+        canonical already) and, with ``validate``, :func:`ecrm_research.data.schema.validate_table`.
     spark : SparkSession, optional
         Default: :func:`spark_session` with ``spark_master``.
     validate : bool, default True
@@ -718,7 +719,7 @@ def from_pandas(tables: Mapping[str, pd.DataFrame], spark: SparkSession | None =
     Raises
     ------
     SchemaError
-        As :func:`ecrm_research.schema.coerce_table` / ``validate_table``.
+        As :func:`ecrm_research.data.schema.coerce_table` / ``validate_table``.
     """
     F = _pyspark()
     spark = spark or spark_session(spark_master)
@@ -755,7 +756,7 @@ class SparkCleanResult:
         product_id, contact_id, source_row`` (null where they do not apply; an order line's
         ``customer_id`` is its order's). Write it with :meth:`write_quarantine`.
     reconciliation : DataFrame
-        pandas, identical to :attr:`ecrm_research.quality.CleanResult.reconciliation`: per
+        pandas, identical to :attr:`ecrm_research.data.quality.CleanResult.reconciliation`: per
         table ``input_rows, kept_rows, quarantined_rows``, one column per reason code, and
         ``reconciles``.
     policy : CleaningPolicy
@@ -769,7 +770,7 @@ class SparkCleanResult:
 
     @property
     def summary(self) -> pd.DataFrame:
-        """Headline counts after cleaning, as :attr:`ecrm_research.quality.CleanResult.summary`.
+        """Headline counts after cleaning, as :attr:`ecrm_research.data.quality.CleanResult.summary`.
 
         Returns
         -------
@@ -847,8 +848,8 @@ def clean(tables: Mapping[str, Any], policy: CleaningPolicy | None = None, *,
           ) -> SparkCleanResult:
     """Apply a cleaning policy in Spark, quarantining every dropped row with a reason code.
 
-    The same rules as :func:`ecrm_research.quality.clean` (reason codes and priority in the
-    :mod:`ecrm_research.quality` module docstring): orphan keys, missing customer, cancelled
+    The same rules as :func:`ecrm_research.data.quality.clean` (reason codes and priority in the
+    :mod:`ecrm_research.data.quality` module docstring): orphan keys, missing customer, cancelled
     orders (cascading to their lines), non-positive quantity or price, opt-in duplicate and
     non-product lines, then orders left without any kept line.
 
@@ -879,7 +880,7 @@ def clean(tables: Mapping[str, Any], policy: CleaningPolicy | None = None, *,
     SchemaError
         ``orders`` or ``order_items`` missing.
     ParameterError
-        ``policy`` is not a :class:`~ecrm_research.quality.CleaningPolicy`.
+        ``policy`` is not a :class:`~ecrm_research.data.quality.CleaningPolicy`.
     """
     F = _pyspark()
     from pyspark import StorageLevel
@@ -993,7 +994,7 @@ def clean(tables: Mapping[str, Any], policy: CleaningPolicy | None = None, *,
 
 def _reconciliation(names: Sequence[str], counts: pd.DataFrame) -> pd.DataFrame:
     """The pandas reconciliation table from (table, reason, count) rows; rows as in
-    :func:`ecrm_research.quality._rec_row`."""
+    :func:`ecrm_research.data.quality._rec_row`."""
     rows = []
     for name in names:
         sub = counts[counts["table"] == name]
@@ -1047,7 +1048,7 @@ def resolve_as_of(orders: DataFrame, as_of: str | pd.Timestamp | None = None) ->
     -------
     Timestamp
     """
-    from .segmentation import resolve_as_of as _pandas_resolve
+    from .customers import resolve_as_of as _pandas_resolve
 
     if as_of is not None:
         return _pandas_resolve(pd.DataFrame(), as_of)
@@ -1066,7 +1067,7 @@ def _max_us(df: DataFrame, column: str) -> int | None:
 
 
 def _require(df: DataFrame, table: str, cols: Iterable[str]) -> None:
-    from .segmentation import _require_columns
+    from .customers import _require_columns
 
     _require_columns(df, table, cols)
 
@@ -1267,7 +1268,7 @@ def customer_features(tables: Mapping[str, Any], as_of: str | pd.Timestamp | Non
     DataFrame
         pandas; see :func:`ecrm_research.segmentation.customer_features` for the definitions.
     """
-    from .segmentation import DAYS_PER_MONTH
+    from .customers import DAYS_PER_MONTH
 
     F = _pyspark()
     from pyspark import StorageLevel
@@ -1479,7 +1480,7 @@ def label_churn(tables: Mapping[str, Any], *, inactivity_days: int = 180, as_of:
     AnalysisError
         As the pandas path (no orders table, non-positive windows, nothing to label).
     """
-    from .survival import _accounting_row, _churn_windows
+    from .churn import _accounting_row, _churn_windows
 
     F = _pyspark()
     from pyspark import StorageLevel
@@ -1624,7 +1625,7 @@ def _churn_frame(pdf: pd.DataFrame, *, orders_columns: set, as_of: pd.Timestamp,
                  acct: list, has_items: bool, has_sc: bool, attrs: Sequence[str]):
     """The pandas half of :func:`label_churn`: the expressions of
     :func:`ecrm_research.survival.label_churn` applied to the per-customer sums."""
-    from .survival import _accounting_row, _finish_labels
+    from .churn import _accounting_row, _finish_labels
 
     pdf = _sort_by_id(pdf, "__c")
     nc = len(pdf)

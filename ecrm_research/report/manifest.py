@@ -29,13 +29,14 @@ import json
 import platform
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
-from .exceptions import EcrmError
-from .paths import PROJ_ROOT, SAMPLE_DIR
+from ..exceptions import EcrmError
+from ..paths import PROJ_ROOT, SAMPLE_DIR
 
 __all__ = [
     "ReproduceError",
@@ -206,7 +207,7 @@ def build_manifest(
     previous : dict, optional
         The manifest found in `out` before this run: its notebooks not re-run are kept.
     """
-    from .paths import NOTEBOOKS_DIR
+    from ..paths import NOTEBOOKS_DIR
 
     root = Path(out)
     now = datetime.now().astimezone()

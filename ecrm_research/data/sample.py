@@ -1,6 +1,6 @@
 """Synthetic online shop with documented, planted truths (the bundled sample data).
 
-The generator makes the six canonical tables of :mod:`ecrm_research.schema` for a believable
+The generator makes the six canonical tables of :mod:`ecrm_research.data.schema` for a believable
 online shop, and plants one known structure for each analysis of the project so that every
 notebook can be checked against the truth:
 
@@ -32,7 +32,7 @@ chunk by chunk with :class:`pyarrow.parquet.ParquetWriter`, so memory is bounded
 
 Examples
 --------
->>> from ecrm_research.sample import generate, PLANTED
+>>> from ecrm_research.data.sample import generate, PLANTED
 >>> tables = generate(n_customers=300, months=12, seed=1)
 >>> sorted(tables)  # doctest: +NORMALIZE_WHITESPACE
 ['customers', 'order_items', 'orders', 'products', 'service_contacts', 'survey_responses']
@@ -44,9 +44,10 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -54,7 +55,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from . import paths, schema
+from .. import paths
+from . import schema
 
 __all__ = ["PLANTED", "SEGMENTS", "SURVEY_ITEMS", "generate", "iter_chunks", "write_sample",
            "catalogue", "expected_rules"]
@@ -814,7 +816,7 @@ def generate(n_customers: int = 5000, months: int = 24, seed: int = DEFAULT_SEED
     truth : bool, default False
         Also return ``customers_truth`` (planted segment, latent traits, true churn time).
     validate : bool, default True
-        Run :func:`ecrm_research.schema.validate_tables` on the result.
+        Run :func:`ecrm_research.data.schema.validate_tables` on the result.
 
     Returns
     -------
@@ -869,7 +871,7 @@ def write_sample(out_dir: str | Path | None = None, n_customers: int = 5000, mon
     n_customers, months, seed, progress, start, chunk_size :
         As in :func:`generate`.
     validate : bool, default True
-        Validate each chunk with :func:`ecrm_research.schema.validate_tables` before writing
+        Validate each chunk with :func:`ecrm_research.data.schema.validate_tables` before writing
         (key uniqueness is checked within a chunk; ids never repeat across chunks).
 
     Returns

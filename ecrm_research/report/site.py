@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 __all__ = ["AnalysisEntry", "collect_entries", "render_index", "write_index"]

@@ -7,9 +7,9 @@ Each function takes ``ax=None`` and returns the Axes, drawn from the tidy tables
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
-from matplotlib.ticker import FuncFormatter
 import numpy as np
 import pandas as pd
+from matplotlib.ticker import FuncFormatter
 
 
 def plot_km(km, ax=None, *, at_risk_counts: bool = True, ci: bool = True, title: str | None = None):

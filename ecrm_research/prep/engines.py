@@ -2,7 +2,7 @@
 
 The churn and segmentation notebooks prepare their data through an engine object, so one
 parameter (``prep_engine``) moves the order-line work — reading, cleaning, RFM, behaviour
-features, churn labels — from pandas to Spark (:mod:`ecrm_research.spark_prep`) without
+features, churn labels — from pandas to Spark (:mod:`ecrm_research.prep.spark`) without
 changing anything downstream::
 
     prep = preparation.engine("spark", spark_master="spark://host:7077")
@@ -11,7 +11,7 @@ changing anything downstream::
 
 Both engines return the same per-customer tables (``tests/test_spark_prep.py`` checks them
 against each other on the sample), and ``cleaned.reconciliation`` has the same counts. Neither
-computes the quality report (``cleaned.report`` is None; :func:`ecrm_research.quality.clean` and
+computes the quality report (``cleaned.report`` is None; :func:`ecrm_research.data.quality.clean` and
 the overview notebook have it). With
 Spark, ``cleaned.tables`` hold Spark DataFrames, ``cleaned.quarantine`` is a Spark DataFrame
 (``cleaned.write_quarantine(path)``) and there is no quality report (the pandas-only overview
@@ -20,12 +20,13 @@ notebook has it). Spark reads canonical folders (a Parquet or CSV file per table
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import pandas as pd
 
-from .exceptions import ParameterError
+from ..exceptions import ParameterError
 
 __all__ = ["ENGINES", "PandasPreparation", "SparkPreparation", "engine"]
 
@@ -40,54 +41,54 @@ class PandasPreparation:
     name = "pandas"
 
     def load(self, data: str | Path | None = None, data_format: str | None = None, mapping: Any = None):
-        """:func:`ecrm_research.io.load_dataset`."""
-        from .io import load_dataset
+        """:func:`ecrm_research.data.io.load_dataset`."""
+        from ..data.io import load_dataset
 
         return load_dataset(data, data_format, mapping)
 
     def clean(self, dataset: Any):
-        """:func:`ecrm_research.quality.clean` with the standard filters (and the mapping's
+        """:func:`ecrm_research.data.quality.clean` with the standard filters (and the mapping's
         non-product codes), without the quality report (as on Spark; at 10⁷ lines the report
         is about half the time of a clean — the overview notebook shows it)."""
-        from .quality import clean
+        from ..data.quality import clean
 
         codes = dataset.mapping.non_product_codes if getattr(dataset, "mapping", None) else ()
         return clean(dataset.tables, non_product_codes=codes, report=False)
 
     def prepare(self, data: str | Path | None = None, data_format: str | None = None, mapping: Any = None):
-        """``(Dataset, CleanResult)``: :func:`ecrm_research.quality.prepare` without the quality report."""
-        from .quality import prepare
+        """``(Dataset, CleanResult)``: :func:`ecrm_research.data.quality.prepare` without the quality report."""
+        from ..data.quality import prepare
 
         return prepare(data, data_format, mapping, report=False)
 
     def resolve_as_of(self, tables: Mapping[str, Any], as_of: Any = None) -> pd.Timestamp:
-        from .segmentation import resolve_as_of
+        from .customers import resolve_as_of
 
         return resolve_as_of(tables["orders"], as_of)
 
     def rfm_table(self, tables: Mapping[str, Any], as_of: Any = None) -> pd.DataFrame:
-        from .segmentation import rfm_table
+        from .customers import rfm_table
 
         return rfm_table(tables["orders"], tables["order_items"], as_of)
 
     def customer_features(self, tables: Mapping[str, Any], as_of: Any = None, **kwargs: Any) -> pd.DataFrame:
-        from .segmentation import customer_features
+        from .customers import customer_features
 
         return customer_features(dict(tables), as_of, **kwargs)
 
     def suggest_inactivity_days(self, tables: Mapping[str, Any]) -> int:
-        from .activity import purchase_gaps, suggest_inactivity_days
+        from .orders import purchase_gaps, suggest_inactivity_days
 
         return suggest_inactivity_days(purchase_gaps(tables))
 
     def label_churn(self, tables: Mapping[str, Any], **kwargs: Any):
-        from .survival import label_churn
+        from .churn import label_churn
 
         return label_churn(tables, **kwargs)
 
 
 class SparkPreparation:
-    """Preparation on Spark (:mod:`ecrm_research.spark_prep`), locally or on a cluster.
+    """Preparation on Spark (:mod:`ecrm_research.prep.spark`), locally or on a cluster.
 
     Parameters
     ----------
@@ -108,10 +109,10 @@ class SparkPreparation:
         self.progress = progress
 
     def load(self, data: str | Path | None = None, data_format: str | None = None, mapping: Any = None):
-        """Read a canonical folder into Spark; a :class:`~ecrm_research.io.Dataset` whose
+        """Read a canonical folder into Spark; a :class:`~ecrm_research.data.io.Dataset` whose
         ``tables`` are Spark DataFrames."""
-        from . import spark_prep
-        from .io import Dataset
+        from ..data.io import Dataset
+        from . import spark as spark_prep
 
         if mapping is not None or data_format not in (None, "canonical"):
             raise ParameterError(
@@ -124,8 +125,8 @@ class SparkPreparation:
                        tables=tables, n_input_rows=n_rows)
 
     def clean(self, dataset: Any):
-        """:func:`ecrm_research.spark_prep.clean` with the standard filters."""
-        from . import spark_prep
+        """:func:`ecrm_research.prep.spark.clean` with the standard filters."""
+        from . import spark as spark_prep
 
         return spark_prep.clean(dataset.tables)
 
@@ -135,27 +136,27 @@ class SparkPreparation:
         return dataset, self.clean(dataset)
 
     def resolve_as_of(self, tables: Mapping[str, Any], as_of: Any = None) -> pd.Timestamp:
-        from . import spark_prep
+        from . import spark as spark_prep
 
         return spark_prep.resolve_as_of(tables["orders"], as_of)
 
     def rfm_table(self, tables: Mapping[str, Any], as_of: Any = None) -> pd.DataFrame:
-        from . import spark_prep
+        from . import spark as spark_prep
 
         return spark_prep.rfm_table(tables, as_of, progress=self.progress)
 
     def customer_features(self, tables: Mapping[str, Any], as_of: Any = None, **kwargs: Any) -> pd.DataFrame:
-        from . import spark_prep
+        from . import spark as spark_prep
 
         return spark_prep.customer_features(tables, as_of, progress=self.progress, **kwargs)
 
     def suggest_inactivity_days(self, tables: Mapping[str, Any]) -> int:
-        from . import spark_prep
+        from . import spark as spark_prep
 
         return spark_prep.suggest_inactivity_days(tables)
 
     def label_churn(self, tables: Mapping[str, Any], **kwargs: Any):
-        from . import spark_prep
+        from . import spark as spark_prep
 
         return spark_prep.label_churn(tables, progress=self.progress, **kwargs)
 

@@ -5,7 +5,7 @@ Every function takes ``ax=None`` and returns the Axes.
 
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .exceptions import EcrmError
+from ..exceptions import EcrmError
 
 __all__ = [
     "EXERCISE_TAG",
@@ -224,7 +224,7 @@ def _placeholder(ex: Exercise) -> Any:
     label = f"Exercise {ex.number} ({ex.title})"
     source = (f"# YOUR TURN - Exercise {ex.number}: {ex.title}\n"
               f"# Replace the your_turn(...) line with your code, then run the cell.\n"
-              f"from ecrm_research.handout import your_turn\n"
+              f"from ecrm_research.report.handout import your_turn\n"
               f"your_turn({label!r})\n")
     return nbformat.v4.new_code_cell(source, metadata={"tags": [PLACEHOLDER_TAG]})
 

@@ -28,16 +28,22 @@ Examples
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from .exceptions import AnalysisError
+from ..exceptions import AnalysisError, SurvivalWarning
+from ..prep.churn import UNITS_PER_YEAR, ChurnData
+
+
+def _warn(message: str) -> None:
+    warnings.warn(message, SurvivalWarning, stacklevel=3)
 
 __all__ = [
-    "SurvivalWarning", "ChurnData", "label_churn", "prepare_customer_table", "coerce_event",
+    "SurvivalWarning", "ChurnData",
     "encode_covariates", "preflight_checks", "KaplanMeierResult", "kaplan_meier", "logrank",
     "ChurnCoxModel", "holdout_concordance", "at_risk_customers", "campaign_sizing",
     "DEFAULT_COVARIATES", "UNITS_PER_YEAR",
@@ -46,595 +52,17 @@ __all__ = [
 #: Behaviour covariates :func:`label_churn` builds, in the order the notebook uses by default.
 DEFAULT_COVARIATES = ("first_order_late", "late_share", "return_share", "n_contacts", "mean_discount",
                       "n_orders_window", "is_member", "channel", "region")
-#: Duration units and how many of them make a year (for annualising spend and horizons).
-UNITS_PER_YEAR = {"days": 365.25, "weeks": 365.25 / 7, "months": 12.0, "years": 1.0}
 
 COX_SUMMARY_COLUMNS = ["covariate", "coef", "se", "hazard_ratio", "ci_lower", "ci_upper", "p_value"]
 
 
-class SurvivalWarning(UserWarning):
-    """A fixable statistical problem found before or after fitting (also in ``diagnostics``)."""
-
-
-def _warn(message: str) -> None:
-    warnings.warn(message, SurvivalWarning, stacklevel=3)
-
-
 # --------------------------------------------------------------------------- data container
-
-@dataclass
-class ChurnData:
-    """One row per customer, ready for survival analysis.
-
-    Attributes
-    ----------
-    frame : DataFrame
-        ``customer_id``, ``duration`` (float, in ``unit``), ``event`` (int 0/1), optional
-        ``annual_value`` (spend per year), then the covariates in their raw form (numbers,
-        booleans, categories); :func:`encode_covariates` turns them into model columns.
-    covariates : list of str
-        Covariate columns available in ``frame``.
-    unit : str
-        Unit of ``duration`` (``days``, ``weeks``, ``months``, ``years``).
-    accounting : DataFrame
-        ``step``, ``customers``, ``note``: where every input customer/row went (nothing is
-        dropped silently).
-    definition : str
-        The churn definition in words (event time, censoring point, windows).
-    as_of : Timestamp or None
-        End of the observation period for labelled data.
-    inactivity_days, covariate_window_days : int or None
-        The windows used by :func:`label_churn`.
-    """
-
-    frame: pd.DataFrame
-    covariates: list[str]
-    unit: str = "days"
-    accounting: pd.DataFrame = field(default_factory=pd.DataFrame)
-    definition: str = ""
-    as_of: pd.Timestamp | None = None
-    inactivity_days: int | None = None
-    covariate_window_days: int | None = None
-    duration_col: str = "duration"
-    event_col: str = "event"
-    id_col: str = "customer_id"
-
-    @property
-    def n_customers(self) -> int:
-        return int(len(self.frame))
-
-    @property
-    def n_events(self) -> int:
-        return int(self.frame[self.event_col].sum())
-
-    def censoring_summary(self) -> pd.DataFrame:
-        """Customers, churners (events), censored and follow-up quantiles, as a tidy table."""
-        d = self.frame[self.duration_col]
-        e = self.frame[self.event_col]
-        rows = [("customers", len(d)), ("churned (event)", int(e.sum())),
-                ("right-censored (still active at the end of data)", int((e == 0).sum())),
-                ("churn share", float(e.mean()) if len(e) else np.nan),
-                (f"median follow-up ({self.unit})", float(d.median()) if len(d) else np.nan),
-                (f"max follow-up ({self.unit})", float(d.max()) if len(d) else np.nan)]
-        if self.as_of is not None:
-            rows.append(("end of data (as_of)", str(pd.Timestamp(self.as_of).date())))
-        if self.inactivity_days is not None:
-            rows.append(("inactivity window (days)", self.inactivity_days))
-        return pd.DataFrame(rows, columns=["statistic", "value"])
-
-
-def _accounting_row(step: str, customers: int, note: str) -> dict[str, Any]:
-    return {"step": step, "customers": int(customers), "note": note}
 
 
 # --------------------------------------------------------------------------- labelling
 
-def _status_code(status: pd.Series) -> np.ndarray:
-    """0 = other/missing, 1 = completed, 2 = returned; a categorical is decoded via its categories."""
-    if isinstance(status.dtype, pd.CategoricalDtype):
-        cats = pd.Series(status.cat.categories.astype("string"))
-        lut = np.r_[np.select([cats.eq("completed").fillna(False).to_numpy(bool),
-                               cats.eq("returned").fillna(False).to_numpy(bool)], [1, 2], 0), 0].astype(np.int8)
-        return lut[status.cat.codes.to_numpy()]
-    s = status.astype("string")
-    return np.select([s.eq("completed").fillna(False).to_numpy(bool), s.eq("returned").fillna(False).to_numpy(bool)],
-                     [1, 2], 0).astype(np.int8)
-
-
-def _as_arrow_text(ids: pd.Series):
-    """Customer ids as a pyarrow string array (ids held as numbers or objects are cast to text)."""
-    import pyarrow as pa
-
-    from .schema import _arrow_strings
-
-    arr = _arrow_strings(ids)
-    if arr is None:
-        obj = np.asarray(ids.astype(object).where(ids.notna(), None), dtype=object)
-        arr = pa.chunked_array([pa.array([None if v is None else str(v) for v in obj], type=pa.string())])
-    return arr
-
-
-def _by_customer_then_time(code: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
-    """Permutation sorting by (customer code, time); ties keep no particular order.
-
-    Times are almost always whole seconds (or coarser): then code and time fit one 64-bit
-    key and a single sort replaces :func:`numpy.lexsort` (about 3 times faster).
-    """
-    if len(code) < 2:
-        return np.arange(len(code))
-    t0 = int(t_ns.min())
-    rel = t_ns - t0
-    for unit in (86_400 * 10**9, 10**9, 10**6, 10**3, 1):
-        if unit == 1 or not (rel % unit).any():
-            break
-    span = int(rel.max()) // unit
-    if span.bit_length() + int(code.max()).bit_length() <= 62:
-        return np.argsort((code << span.bit_length()) | (rel // unit))
-    return np.lexsort((t_ns, code))
-
-
-def _churn_windows(tables: Mapping[str, Any], inactivity_days: int, covariate_window_days: int | None
-                   ) -> tuple[int, int]:
-    """Checked windows (W, N) of :func:`label_churn` (also used by ``spark_prep.label_churn``)."""
-    if "orders" not in tables:
-        raise AnalysisError(f"Churn labelling needs the 'orders' table; have {sorted(tables)}.")
-    W = int(inactivity_days)
-    if W <= 0:
-        raise AnalysisError(f"inactivity_days must be a positive number of days, got {inactivity_days!r}.")
-    N = int(min(90, W) if covariate_window_days is None else covariate_window_days)
-    if N <= 0:
-        raise AnalysisError(f"covariate_window_days must be positive, got {covariate_window_days!r}.")
-    if N > W:
-        warnings.warn(f"covariate_window_days={N} is longer than inactivity_days={W}: behaviour measured after "
-                      f"day {W} can see a churn that has already happened (look-ahead). Use a window ≤ {W} days.",
-                      SurvivalWarning, stacklevel=4)
-    return W, N
-
-
-def label_churn(
-    tables: Mapping[str, pd.DataFrame],
-    *,
-    inactivity_days: int = 180,
-    as_of: Any = None,
-    covariate_window_days: int | None = None,
-) -> ChurnData:
-    """Label churn from canonical orders of a non-contractual shop (right-censored survival data).
-
-    Parameters
-    ----------
-    tables : mapping of DataFrames
-        Cleaned canonical tables; ``orders`` is required, ``customers``, ``order_items`` and
-        ``service_contacts`` are used when present.
-    inactivity_days : int
-        Length of the inactivity window *W*: a customer churns after *W* days without a
-        completed order.
-    as_of : date-like, optional
-        End of the observation period ("end of data"). Default: the latest ``ordered_at`` in
-        ``orders`` (any status). Orders after ``as_of`` are ignored, so an earlier ``as_of``
-        back-tests the labelling.
-    covariate_window_days : int, optional
-        Length *N* of the behaviour window after the first order in which covariates are
-        measured. Default ``min(90, inactivity_days)``.
-
-    Returns
-    -------
-    ChurnData
-        ``frame`` has ``customer_id``, ``first_order_at``, ``last_order_at``, ``duration`` (days),
-        ``event``, ``churned_at``, ``returned_after_churn``, ``n_orders_total``,
-        ``spend_to_date``, ``annual_value`` and the covariates below.
-
-    Notes
-    -----
-    Only *completed* orders count as activity. Let t₀ < t₁ < … be a customer's completed
-    order times up to ``as_of`` and W = ``inactivity_days``.
-
-    * **Time origin**: the first completed order t₀ (duration 0).
-    * **Event (churn)**: the first order tⱼ after which no completed order follows within
-      (tⱼ, tⱼ + W] *and* tⱼ + W ≤ ``as_of`` (the whole window was observed). The customer is
-      churned at ``churned_at`` = tⱼ + W, so ``duration`` = tⱼ + W − t₀ (always ≥ W). It is a
-      first-passage time: a customer who orders again after such a gap keeps event = 1 and is
-      flagged ``returned_after_churn`` (a win-back, not modelled).
-    * **Censoring**: customers with no such gap are still inside their window at the end of
-      data; they are right-censored at ``as_of`` with ``duration`` = ``as_of`` − t₀.
-    * **Covariates without look-ahead** are measured in the behaviour window [t₀, t₀ + N),
-      N = ``covariate_window_days`` ≤ W, which ends before any churn can be declared:
-      ``first_order_late`` (delivery_days > promised_days on the first order),
-      ``late_share`` (share of late deliveries), ``return_share`` (returned / (completed +
-      returned) orders), ``n_contacts`` (service contacts), ``mean_discount`` (mean
-      discount_rate), ``n_orders_window`` (completed orders), ``spend_window``; plus the
-      registration attributes ``is_member``, ``channel``, ``region``, ``age_band``,
-      ``acquisition_source`` from ``customers``. Customers whose first order is less than N
-      days before ``as_of`` have an incomplete window and are excluded (counted in
-      ``accounting``).
-    * ``annual_value`` = completed spend up to ``as_of`` × 365.25 / max(``as_of`` − t₀, N)
-      (annualised historical spend), used for value at risk.
-    """
-    W, N = _churn_windows(tables, inactivity_days, covariate_window_days)
-    from .schema import ID, key_codes, key_isin, key_positions, key_runs
-
-    orders = tables["orders"]
-    status = orders["status"]
-    ts = pd.to_datetime(orders["ordered_at"])
-    as_of = ts.max() if as_of is None else pd.Timestamp(as_of)
-    day = pd.Timedelta(days=1)
-    acct: list[dict[str, Any]] = []
-
-    # integer codes, no per-row Python: customers are coded once and every later group-by is a
-    # bincount / ufunc.at over the codes (the reference implementation grouped on id strings)
-    st_low = _status_code(status)
-    ts_ns = ts.to_numpy("datetime64[ns]").view(np.int64)
-    nat = ts_ns == np.iinfo(np.int64).min
-    has_cust = np.asarray(orders["customer_id"].notna(), dtype=bool)
-    sel = (st_low == 1) & ~nat & has_cust & (ts_ns <= as_of.value)
-
-    # one integer coding of the orders' customer ids (in the order of the ids as text, so
-    # code order is name order) serves every later look-up
-    cust_ids = pd.Series(pd.arrays.ArrowStringArray(_as_arrow_text(orders["customer_id"])))
-    ccode, cuniq = key_codes(cust_ids, sort=True)
-    n_dict = len(cuniq)
-    n_all = n_dict
-    if "customers" in tables:
-        reg = tables["customers"]["customer_id"].dropna()
-        reg = reg if isinstance(reg.dtype, pd.StringDtype) else reg.astype(str).astype(ID)
-        n_all += int(reg[~key_isin(reg, pd.Series(cuniq))].nunique())
-    acct.append(_accounting_row("customers in the data", n_all, "customers table ∪ customers with orders"))
-    if not sel.any():
-        raise AnalysisError(f"No completed orders on or before as_of={as_of.date()}: nothing to label. "
-                            f"Order statuses present: {status.astype('string').value_counts().to_dict()}.")
-    rows = np.flatnonzero(sel)
-    labelled = np.zeros(n_dict, dtype=bool)
-    labelled[ccode[rows]] = True
-    lab_codes = np.flatnonzero(labelled)      # codes of the customers to label, in name order
-    nc = len(lab_codes)
-    lab_ids = pd.Series(cuniq[lab_codes])     # their ids (text), row r of the result = rank r
-    rank_of_code = np.full(n_dict + 1, -1, dtype=np.int64)  # last slot: missing customer id
-    rank_of_code[lab_codes] = np.arange(nc)
-    names = lab_ids.to_numpy(dtype=object)
-    crank = rank_of_code[ccode[rows]]
-    t_all = ts_ns[rows]
-    perm = _by_customer_then_time(crank, t_all)
-    cs, tsrt = crank[perm], t_all[perm]
-    tie = np.flatnonzero((cs[1:] == cs[:-1]) & (tsrt[1:] == tsrt[:-1]))
-    if len(tie):  # same customer, same timestamp: order ids break the tie, as a sort on them would
-        pos_in = np.unique(np.r_[tie, tie + 1])
-        grp = np.cumsum(~np.isin(pos_in - 1, tie))  # a group starts where a position is not tied to the previous
-        sub = pd.DataFrame({"g": grp, "oid": orders["order_id"].iloc[rows[perm[pos_in]]].astype(str).to_numpy(),
-                            "p": perm[pos_in]}).sort_values(["g", "oid"], kind="mergesort")
-        perm[pos_in] = sub["p"].to_numpy()
-    drows = rows[perm]                      # orders rows of the completed orders, sorted
-    cid_code = cs                           # customer (rank) per sorted completed order
-    t = tsrt.view("datetime64[ns]")
-    first_mask = np.r_[True, cid_code[1:] != cid_code[:-1]]
-    last_mask = np.r_[cid_code[1:] != cid_code[:-1], True]
-    nxt = np.r_[t[1:], np.datetime64("NaT")]
-    window = np.timedelta64(W, "D")
-    with np.errstate(invalid="ignore"):
-        gap_flag = (~last_mask) & ((nxt - t) > window)
-    end_flag = last_mask & ((t + window) <= as_of.to_datetime64())
-    flag = gap_flag | end_flag
-
-    first_at = t[first_mask]
-    last_at = t[last_mask]
-    n_total = np.bincount(cid_code, minlength=nc)
-    big = np.iinfo(np.int64).max
-    first_flag_pos = np.full(nc, big, dtype=np.int64)
-    np.minimum.at(first_flag_pos, cid_code[flag], np.flatnonzero(flag))
-    flagged = first_flag_pos < big
-    last_pos = np.flatnonzero(last_mask)
-    returned = flagged & (first_flag_pos < last_pos)
-
-    sorted_names = names
-    lab = pd.DataFrame({"customer_id": sorted_names, "first_order_at": first_at, "last_order_at": last_at})
-    churn_at = np.where(flagged, t[np.minimum(first_flag_pos, len(t) - 1)], np.datetime64("NaT")
-                        ).astype("datetime64[ns]") + np.timedelta64(W, "D")
-    lab["event"] = flagged.astype(int)
-    lab["churned_at"] = churn_at
-    end = np.where(flagged, churn_at, as_of.to_datetime64()).astype("datetime64[ns]")
-    lab["duration"] = (end - first_at) / np.timedelta64(1, "D")
-    lab["returned_after_churn"] = returned.astype(bool)
-    lab["n_orders_total"] = n_total.astype(float)
-    n_labelled = len(lab)
-    acct.append(_accounting_row("customers with a completed order on or before as_of", n_labelled,
-                                f"{n_all - n_labelled:,} customers without one are never at risk"))
-
-    # behaviour window [t0, t0 + N): customers are referred to by their code (= row of lab)
-    f_ns = first_at.view(np.int64)
-    n_ns = N * 86_400 * 10**9
-
-    def in_window(code: np.ndarray, when_ns: np.ndarray) -> np.ndarray:
-        ok = code >= 0
-        f = f_ns[np.maximum(code, 0)]
-        return ok & (when_ns >= f) & (when_ns < f + n_ns) & (when_ns != np.iinfo(np.int64).min)
-
-    win = in_window(cid_code, tsrt)
-    wcode = cid_code[win]
-    cov = pd.DataFrame(index=pd.Index(sorted_names, name="customer_id"))
-
-    def mean_by(code: np.ndarray, x: np.ndarray) -> np.ndarray:
-        ok = ~np.isnan(x)
-        tot = np.bincount(code[ok], weights=x[ok], minlength=nc)
-        cnt = np.bincount(code[ok], minlength=nc)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
-
-    def col(name: str, r: np.ndarray) -> np.ndarray:
-        return orders[name].iloc[r].to_numpy(dtype=float, na_value=np.nan)
-
-    if {"promised_days", "delivery_days"} <= set(orders.columns):
-        dl, pr = col("delivery_days", drows), col("promised_days", drows)
-        with np.errstate(invalid="ignore"):
-            late = np.where(np.isnan(dl) | np.isnan(pr), np.nan, (dl > pr).astype(float))
-        cov["first_order_late"] = pd.array(np.where(np.isnan(late[first_mask]), None, late[first_mask] == 1),
-                                           dtype="boolean")
-        cov["late_share"] = mean_by(wcode, late[win])
-    # every status in the window, for the return share
-    code_of_cust = rank_of_code[ccode]  # -1: no customer id, or a customer without a completed order
-    rel = (st_low > 0) & ~nat & (ts_ns <= as_of.value) & in_window(code_of_cust, ts_ns)
-    cov["return_share"] = np.nan_to_num(mean_by(code_of_cust[rel], (st_low[rel] == 2).astype(float)), nan=0.0)
-    sc = tables.get("service_contacts")
-    if sc is not None and len(sc):
-        scode = key_positions(sc["customer_id"], lab_ids)  # position in lab_ids = customer code
-        when = pd.to_datetime(sc["contacted_at"]).to_numpy("datetime64[ns]").view(np.int64)
-        m = in_window(scode, when)
-        cov["n_contacts"] = np.bincount(scode[m], minlength=nc).astype(float)
-    if "discount_rate" in orders.columns and orders["discount_rate"].iloc[drows].notna().any():
-        cov["mean_discount"] = mean_by(wcode, col("discount_rate", drows)[win])
-    cov["n_orders_window"] = np.bincount(wcode, minlength=nc).astype(float)
-    spend_total = np.zeros(nc)
-    if "order_items" in tables and len(tables["order_items"]):
-        it = tables["order_items"]
-        # lines are summed per run of one order, runs per completed order: no per-line join array
-        starts, opos = key_runs(it["order_id"], orders["order_id"])  # run of lines -> row in orders
-        sorted_pos = np.full(len(orders) + 1, -1, dtype=np.int64)  # row in orders -> position in drows
-        sorted_pos[drows] = np.arange(len(drows))
-        ipos = sorted_pos[opos]  # opos -1 reads the last slot, -1
-        v = it["quantity"].to_numpy(dtype=float, na_value=np.nan) * it["unit_price"].to_numpy(dtype=float,
-                                                                                               na_value=np.nan)
-        run_sum = np.add.reduceat(np.where(np.isnan(v), 0.0, v), starts)  # a line without a value adds 0
-        ok = ipos >= 0
-        per_order = np.bincount(ipos[ok], weights=run_sum[ok], minlength=len(drows))
-        spend_total = np.bincount(cid_code, weights=per_order, minlength=nc)
-        cov["spend_window"] = np.bincount(wcode, weights=per_order[win], minlength=nc)
-    if "customers" in tables:
-        cust = tables["customers"]
-        cpos = key_positions(lab_ids,
-                             cust["customer_id"] if isinstance(cust["customer_id"].dtype, pd.StringDtype)
-                             else cust["customer_id"].astype(str))
-        for c in ("is_member", "channel", "region", "age_band", "acquisition_source"):
-            if c in cust.columns and cust[c].notna().any():
-                s = cust[c].iloc[np.maximum(cpos, 0)].reset_index(drop=True) if len(cust) else cust[c]
-                s.index = cov.index
-                s = s.where(pd.Series(cpos >= 0, index=cov.index)) if (cpos < 0).any() else s
-                if c == "is_member":
-                    s = s.astype("boolean")
-                elif isinstance(s.dtype, pd.CategoricalDtype):
-                    s = s.cat.remove_unused_categories()
-                else:
-                    s = s.astype(object).where(s.notna(), np.nan)
-                cov[c] = s
-    if "channel" not in cov.columns and "channel" in orders.columns and orders["channel"].iloc[drows].notna().any():
-        cov["channel"] = orders["channel"].iloc[drows[first_mask]].astype(object).to_numpy()
-
-    return _finish_labels(lab, cov, spend_total, acct, as_of=as_of, W=W, N=N)
-
-
-def _finish_labels(lab: pd.DataFrame, cov: pd.DataFrame, spend_total: np.ndarray, acct: list[dict[str, Any]], *,
-                   as_of: pd.Timestamp, W: int, N: int) -> ChurnData:
-    """The last step of churn labelling, shared by :func:`label_churn` and
-    :func:`ecrm_research.spark_prep.label_churn`: annual value, the complete-window filter,
-    the accounting rows, the covariate list and the definition in words.
-
-    ``cov`` holds one row per row of ``lab``, in the same order (both callers build them from
-    one sorted list of customers), so its columns are attached by position, and the result
-    is built once from the filtered columns (a join on a million text ids and then a row
-    filter of the joined frame took 0.9 s at 1M customers).
-    """
-    day = pd.Timedelta(days=1)
-    if len(cov) != len(lab):
-        raise AssertionError(f"covariates for {len(cov):,} customers, labels for {len(lab):,}")
-    observed_days = ((as_of - lab["first_order_at"]) / day).clip(lower=N).to_numpy()
-    cols = {c: lab[c].array for c in lab.columns}
-    cols["spend_to_date"] = np.asarray(spend_total, dtype=float)
-    cols["annual_value"] = cols["spend_to_date"] * 365.25 / observed_days
-    cols.update({c: cov[c].array for c in cov.columns})
-    complete = (lab["first_order_at"] <= as_of - pd.Timedelta(days=N)).to_numpy()
-    n_incomplete = int((~complete).sum())
-    lab = pd.DataFrame({c: a[complete] for c, a in cols.items()}, copy=False)  # the filter copied already
-    acct.append(_accounting_row(
-        f"excluded: first order within {N} days of as_of", n_incomplete,
-        "behaviour window not yet complete; too new to judge"))
-    acct.append(_accounting_row("labelled customers", len(lab), "one row each in the analysis"))
-    acct.append(_accounting_row("churned (event = 1)", int(lab["event"].sum()),
-                                f"no completed order for {W} days"))
-    acct.append(_accounting_row("right-censored (event = 0)", int((lab["event"] == 0).sum()),
-                                f"still inside the {W}-day window at as_of={as_of.date()}"))
-    acct.append(_accounting_row("churned then returned (kept as churned)", int(lab["returned_after_churn"].sum()),
-                                "ordered again after the churning gap: a win-back"))
-    if lab.empty:
-        raise AnalysisError(f"No customer has a complete {N}-day behaviour window before as_of={as_of.date()}; "
-                            "use a shorter covariate_window_days or a later as_of.")
-    if lab["event"].sum() == 0:
-        _warn(f"No customer churned under inactivity_days={W} (data span too short?): the survival "
-              "models need events. Use a shorter window.")
-    covs = [c for c in ("first_order_late", "late_share", "return_share", "n_contacts", "mean_discount",
-                        "n_orders_window", "spend_window", "is_member", "channel", "region", "age_band",
-                        "acquisition_source") if c in lab.columns and lab[c].notna().any()]
-    absent = [c for c in cov.columns if c not in covs]
-    if absent:
-        acct.append(_accounting_row(f"covariates without any value: {', '.join(absent)}", 0,
-                                    "not recorded in these data; left out of the models"))
-    definition = (
-        f"A customer churns after {W} days without a completed order. Time starts at the first completed "
-        f"order; churn is dated at the last order before the first gap of more than {W} days plus {W} days. "
-        f"Customers still inside their {W}-day window at the end of data ({as_of.date()}) are right-censored "
-        f"there. Covariates are measured in the first {N} days after the first order (no look-ahead); "
-        f"customers whose first order is within {N} days of the end are excluded.")
-    return ChurnData(frame=lab, covariates=covs, unit="days", accounting=pd.DataFrame(acct),
-                     definition=definition, as_of=as_of, inactivity_days=W, covariate_window_days=N)
-
 
 # --------------------------------------------------------------------------- customer tables
-
-_TRUE = {"1", "1.0", "true", "yes", "y", "t", "churn", "churned"}
-_FALSE = {"0", "0.0", "false", "no", "n", "f"}
-
-
-def coerce_event(series: pd.Series, name: str = "event") -> pd.Series:
-    """Event indicator as float 0/1 (NaN where missing) from 0/1, booleans or yes/no text.
-
-    Raises
-    ------
-    AnalysisError
-        When a value is none of these, echoing the values found.
-    """
-    if pd.api.types.is_bool_dtype(series):
-        return series.astype("Float64").astype(float)
-    if pd.api.types.is_numeric_dtype(series):
-        bad = series.notna() & ~series.isin([0, 1])
-        if bad.any():
-            raise AnalysisError(f"Event column '{name}' must be 0/1, true/false or yes/no; it has "
-                                f"{int(bad.sum()):,} other value(s) (first: {series[bad].iloc[0]!r}).")
-        return series.astype(float)
-    s = series.astype("string").str.strip().str.lower()
-    s = s.mask(s == "")
-    out = pd.Series(np.nan, index=series.index)
-    out[s.isin(_TRUE).fillna(False).to_numpy(bool)] = 1.0
-    out[s.isin(_FALSE).fillna(False).to_numpy(bool)] = 0.0
-    bad = s.notna() & out.isna()
-    if bad.any():
-        vals = sorted(map(str, series[bad].unique()))[:5]
-        raise AnalysisError(f"Event column '{name}' must be 0/1, true/false or yes/no; it has "
-                            f"{int(bad.sum()):,} other value(s): {vals}. Map them to yes/no first.")
-    return out
-
-
-def _numeric_text(s: pd.Series, min_share: float = 0.9) -> pd.Series | None:
-    """Numbers parsed from a text column when ≥ ``min_share`` of its non-blank values are numbers."""
-    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        return None
-    txt = s.astype("string").str.strip()
-    nonblank = txt.notna() & (txt != "")
-    if not nonblank.any():
-        return None
-    num = pd.to_numeric(txt.where(nonblank), errors="coerce")
-    if num[nonblank].notna().mean() >= min_share:
-        return num.astype(float)
-    return None
-
-
-def _looks_like_id(s: pd.Series, name: str) -> bool:
-    if not (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)
-            or pd.api.types.is_integer_dtype(s)):
-        return False
-    low = name.lower().replace("_", "")
-    named = low == "id" or low.endswith("id") or low.endswith("key")
-    return bool(named and s.is_unique) or bool(
-        (pd.api.types.is_object_dtype(s) or pd.api.types.is_string_dtype(s)) and s.is_unique and len(s) > 20)
-
-
-def prepare_customer_table(
-    frame: pd.DataFrame,
-    duration_col: str,
-    event_col: str,
-    *,
-    covariates: Sequence[str] | None = None,
-    id_col: str | None = None,
-    value_col: str | None = None,
-    unit: str = "days",
-) -> ChurnData:
-    """Survival data from a ready customer table (one row per customer).
-
-    Parameters
-    ----------
-    frame : DataFrame
-        The customer table, e.g. Telco with ``tenure`` and ``Churn``.
-    duration_col : str
-        Time observed so far (tenure) for active customers, time to churn for churners.
-    event_col : str
-        Churned? 0/1, boolean, or yes/no / true/false text.
-    covariates : list of str, optional
-        Model covariates. Default: every other column except identifiers (``id_col``, or a
-        column named ``*id``/``*key`` with unique values, or a unique text column).
-    id_col : str, optional
-        Customer identifier; default detected, else the row number.
-    value_col : str, optional
-        Historical total spend per customer (e.g. Telco ``TotalCharges``); annualised as
-        value / duration × periods per year for value at risk.
-    unit : str
-        Unit of ``duration_col``: ``days``, ``weeks``, ``months`` or ``years``.
-
-    Returns
-    -------
-    ChurnData
-
-    Notes
-    -----
-    * Numeric columns stored as text (Telco ``TotalCharges`` has 11 blank " " values) are
-      converted; each blank becomes missing and is counted in ``accounting``.
-    * Rows with a missing duration/event, or a duration ≤ 0 (joined in the current period:
-      no time at risk yet, e.g. Telco's 11 tenure-0 customers), are dropped and counted.
-    * Missing covariate values are left in place; :class:`ChurnCoxModel` reports them (and
-      drops the rows with a count when ``missing='drop'``).
-    """
-    if unit not in UNITS_PER_YEAR:
-        raise AnalysisError(f"unit must be one of {list(UNITS_PER_YEAR)}, got {unit!r}.")
-    for col, what in ((duration_col, "duration_col"), (event_col, "event_col")):
-        if col is None or col not in frame.columns:
-            raise AnalysisError(f"{what}={col!r} is not a column of the customer table. Columns: "
-                                f"{list(frame.columns)[:30]}. Pass duration_col= and event_col=.")
-    df = frame.copy()
-    acct = [_accounting_row("rows in the customer table", len(df), "input")]
-    if id_col is None:
-        cands = [c for c in df.columns if c not in (duration_col, event_col) and _looks_like_id(df[c], str(c))]
-        id_col = cands[0] if cands else None
-    ids = df[id_col].astype(str) if id_col is not None else pd.Series(np.arange(len(df)).astype(str), index=df.index)
-    excluded = {duration_col, event_col, id_col}
-    if covariates is None:
-        covariates = [c for c in df.columns if c not in excluded
-                      and not (c != value_col and _looks_like_id(df[c], str(c)))]
-    else:
-        missing = [c for c in covariates if c not in df.columns]
-        if missing:
-            raise AnalysisError(f"covariate(s) {missing} are not columns of the customer table. "
-                                f"Columns: {list(df.columns)[:30]}.")
-        covariates = list(covariates)
-    notes = []
-    for c in set(covariates) | ({value_col} if value_col else set()) | {duration_col}:
-        num = _numeric_text(df[c])
-        if num is not None:
-            blanks = int(num.isna().sum() - df[c].isna().sum())
-            df[c] = num
-            notes.append(_accounting_row(f"'{c}': numeric text converted", blanks,
-                                         f"{blanks:,} blank/non-numeric value(s) became missing"))
-    duration = pd.to_numeric(df[duration_col], errors="coerce").astype(float)
-    event = coerce_event(df[event_col], event_col)
-    acct.extend(notes)
-    bad = duration.isna() | event.isna()
-    acct.append(_accounting_row("dropped: missing duration or event", int(bad.sum()),
-                                f"{duration_col} or {event_col} empty"))
-    nonpos = ~bad & (duration <= 0)
-    acct.append(_accounting_row(f"dropped: {duration_col} ≤ 0", int(nonpos.sum()),
-                                "joined in the current period: no time at risk yet"))
-    keep = ~(bad | nonpos)
-    out = pd.DataFrame({"customer_id": ids[keep].to_numpy(), "duration": duration[keep].to_numpy(),
-                        "event": event[keep].astype(int).to_numpy()})
-    if value_col is not None:
-        if value_col not in df.columns:
-            raise AnalysisError(f"value_col={value_col!r} is not a column of the customer table.")
-        v = pd.to_numeric(df.loc[keep, value_col], errors="coerce").to_numpy(float)
-        out["annual_value"] = v / out["duration"].to_numpy() * UNITS_PER_YEAR[unit]
-    for c in covariates:
-        out[c] = df.loc[keep, c].to_numpy() if not isinstance(df[c].dtype, pd.CategoricalDtype) \
-            else df.loc[keep, c].reset_index(drop=True).to_numpy()
-    acct.append(_accounting_row("customers analysed", len(out), "one row each"))
-    acct.append(_accounting_row("churned (event = 1)", int(out["event"].sum()), f"{event_col} = yes"))
-    acct.append(_accounting_row("right-censored (event = 0)", int((out["event"] == 0).sum()),
-                                "still a customer at the end of data"))
-    definition = (f"Customer table: '{duration_col}' ({unit}) is the time from joining to churning for churners "
-                  f"('{event_col}' = yes, event) and the time observed so far for current customers "
-                  f"(right-censored at the end of data).")
-    return ChurnData(frame=out, covariates=list(covariates), unit=unit, accounting=pd.DataFrame(acct),
-                     definition=definition)
 
 
 # --------------------------------------------------------------------------- encoding
@@ -901,7 +329,7 @@ class KaplanMeierResult:
         return pd.DataFrame(rows)
 
     def plot(self, ax=None, *, at_risk_counts: bool = True, ci: bool = True):
-        from .plots.survival import plot_km
+        from .plots import plot_km
         return plot_km(self, ax=ax, at_risk_counts=at_risk_counts, ci=ci)
 
 
@@ -1008,7 +436,7 @@ def logrank(
         pw_rows.append({"comparison": "pairwise", "group_a": str(a), "group_b": str(b),
                         "test_statistic": float(r["test_statistic"]), "df": 1, "p_value": float(r["p"])})
     if pw_rows:
-        from .multiple_testing import holm
+        from ..multiple_testing import holm
 
         for r, h in zip(pw_rows, holm([r["p_value"] for r in pw_rows])):
             r["p_holm"] = float(h)
@@ -1153,7 +581,7 @@ class ChurnCoxModel:
     # -- fitting
     def fit(self, data: ChurnData | pd.DataFrame, duration_col: str | None = None, event_col: str | None = None,
             covariates: Sequence[str] | None = None, *, reference_levels: Mapping[str, Any] | None = None,
-            strata: Sequence[str] | str | None = None, id_col: str | None = None) -> "ChurnCoxModel":
+            strata: Sequence[str] | str | None = None, id_col: str | None = None) -> ChurnCoxModel:
         """Fit the model; returns ``self``.
 
         ``data`` is a :class:`ChurnData` (columns default to ``duration``/``event`` and its
@@ -1439,12 +867,12 @@ class ChurnCoxModel:
     # -- plots
     def plot_forest(self, ax=None, **kwargs):
         """Forest plot of hazard ratios with CIs (log scale); see :func:`plots.survival.plot_forest`."""
-        from .plots.survival import plot_forest
+        from .plots import plot_forest
         return plot_forest(self.summary, ax=ax, **kwargs)
 
     def plot_schoenfeld(self, covariate: str, ax=None):
         """Scaled Schoenfeld residuals of ``covariate`` against time rank, with a lowess trend."""
-        from .plots.survival import plot_schoenfeld
+        from .plots import plot_schoenfeld
         return plot_schoenfeld(self, covariate, ax=ax)
 
     def __repr__(self) -> str:

@@ -10,7 +10,7 @@ A notebook ``notebooks/NN_name[_more].ipynb`` is known by its short *name* (the 
     OUT/<name>/tables/ figures/ findings.json   written by the notebook (``outputs.ReportOutputs``)
 
 :func:`run_all` runs several notebooks in order (a failure does not stop the others) and writes
-``OUT/index.html`` (see :mod:`ecrm_research.report_site`).
+``OUT/index.html`` (see :mod:`ecrm_research.report.site`).
 
 papermill and nbconvert are called only from this module, so their API drift is handled here.
 """
@@ -25,14 +25,15 @@ import re
 import sys
 import threading
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
-from .exceptions import ParameterError
+from ..exceptions import ParameterError
+from ..paths import KERNEL_NAME, NOTEBOOKS_DIR, PROJ_ROOT, REPORTS_DIR
 from .manifest import json_safe
-from .paths import KERNEL_NAME, NOTEBOOKS_DIR, PROJ_ROOT, REPORTS_DIR
 
 __all__ = [
     "RunResult",
@@ -75,7 +76,7 @@ for _logger in ("papermill", "papermill.translators", "papermill.parameterize"):
     logging.getLogger(_logger).addFilter(_DropUnknownParameterWarning())
 
 #: run in every kernel before the notebook: readable tables (rounded floats, thousands separators)
-_KERNEL_SETUP = "import ecrm_research.display as _ecrm_display; _ecrm_display.setup(); del _ecrm_display"
+_KERNEL_SETUP = "import ecrm_research.report.display as _ecrm_display; _ecrm_display.setup(); del _ecrm_display"
 _REPORT_CSS = Path(__file__).parent / "templates" / "report.css"
 #: cells dropped from the reports: exercises in neither, solutions not in the student report
 _READER_DROP = {"remove-cell", "remove_cell", "exercise", "solution", "your-turn"}
@@ -515,16 +516,16 @@ def run_notebook(
         Render ``report.html`` / ``report_student.html`` (also for a failed notebook).
     pdf : bool, optional
         Also print ``report.pdf`` from the reader report with headless Chromium (see
-        :mod:`ecrm_research.pdf`). None (default) = yes unless ``ECRM_PDF=0``. Without Chromium
+        :mod:`ecrm_research.report.pdf`). None (default) = yes unless ``ECRM_PDF=0``. Without Chromium
         the PDF is skipped and ``run.json["pdf"]`` says why; the HTML reports are unaffected.
     pdf_executor : concurrent.futures.Executor, optional
         Print the PDF there instead of waiting for it (:func:`run_all` passes a one-thread
         executor, so Chromium prints a report while the next notebook runs). ``run.json`` is
         written at once with ``pdf.status = 'pending'`` and rewritten when the PDF is done; the
         future is kept in ``RunResult.pending``. Wait for it before reading ``run.json``.
-    pdf_printer : ecrm_research.pdf.PdfPrinter, optional
+    pdf_printer : ecrm_research.report.pdf.PdfPrinter, optional
         A Chromium kept open for several reports (used from the `pdf_executor` thread only);
-        default one Chromium per PDF (:func:`ecrm_research.pdf.print_pdf`).
+        default one Chromium per PDF (:func:`ecrm_research.report.pdf.print_pdf`).
 
     Returns
     -------
@@ -816,7 +817,7 @@ def run_all(
     -----
     ``out/manifest.json`` records input hashes, parameters, seeds, package versions, the git
     commit and the table hashes, so ``ecrm reproduce OUT`` can repeat and check the run (see
-    :mod:`ecrm_research.manifest`).
+    :mod:`ecrm_research.report.manifest`).
 
     Raises
     ------
@@ -824,7 +825,7 @@ def run_all(
         Unknown name or undeclared parameter (before anything runs).
     """
     from .manifest import write_manifest
-    from .report_site import write_index
+    from .site import write_index
 
     order = _resolve_names(names, notebooks_dir)
     given = dict(params or {})
@@ -980,7 +981,7 @@ _KERNEL_BASE_BYTES = 600 * 2**20
 
 def _input_bytes(data: str | Path | None) -> int:
     """Size of the data a run reads (a file, or every file below a folder); the sample by default."""
-    from .paths import SAMPLE_DIR
+    from ..paths import SAMPLE_DIR
 
     path = Path(data).expanduser() if data is not None else SAMPLE_DIR
     if path.is_file():

@@ -290,7 +290,7 @@ class PdfPrinter:
         self._browser: DevToolsBrowser | None = None
         self._broken = False
 
-    def __enter__(self) -> "PdfPrinter":
+    def __enter__(self) -> PdfPrinter:
         return self
 
     def __exit__(self, *exc: Any) -> None:

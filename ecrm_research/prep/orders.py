@@ -1,0 +1,85 @@
+"""Completed orders as integer arrays, purchase gaps and the suggested inactivity window (pandas)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import AnalysisError
+
+
+def _completed_mask(status: pd.Series) -> np.ndarray:
+    """``status == 'completed'`` as a bool array (a categorical is compared on its categories)."""
+    if isinstance(status.dtype, pd.CategoricalDtype):
+        hit = np.asarray(status.cat.categories.astype(str) == "completed", dtype=bool)
+        codes = status.cat.codes.to_numpy()
+        return np.r_[hit, False][codes]  # code -1 (missing) reads the last slot
+    return np.asarray((status.astype("string") == "completed").fillna(False), dtype=bool)
+
+
+
+def _completed_orders(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    orders = tables["orders"]
+    done = orders[_completed_mask(orders["status"])]
+    if done.empty:
+        raise AnalysisError("No completed orders in the data: nothing to describe. "
+                            f"Order statuses present: {orders['status'].value_counts().to_dict()}.")
+    return done
+
+
+
+class CompletedOrders:
+    """Completed orders as integer arrays: customer code, month ordinal, value, time.
+
+    Every group-by below is a ``bincount`` / sort on these integers instead of a pandas
+    group-by on id strings (2.7 s → a fraction on 1 million lines).
+    """
+
+    def __init__(self, tables: dict[str, pd.DataFrame], *, values: bool = True):
+        from ..data.schema import key_codes, key_positions
+
+        done = _completed_orders(tables)
+        self.orders = done
+        self.n = len(done)
+        self.cust, self.cust_ids = key_codes(done["customer_id"], sort=False)  # -1 = no customer
+        ts = done["ordered_at"].to_numpy("datetime64[ns]")
+        self.ts = ts
+        self.month = ts.astype("datetime64[M]").astype(np.int64)  # months since 1970-01
+        self.value = np.zeros(self.n)
+        self.items_pos = None
+        if values and "order_items" in tables:
+            items = tables["order_items"]
+            pos = key_positions(items["order_id"], done["order_id"])
+            self.items_pos = pos
+            v = items["quantity"].to_numpy(float, na_value=np.nan) * items["unit_price"].to_numpy(float, na_value=np.nan)
+            ok = (pos >= 0) & ~np.isnan(v)
+            self.value = np.bincount(pos[ok], weights=v[ok], minlength=self.n)
+
+
+
+def purchase_gaps(tables: dict[str, pd.DataFrame]) -> pd.Series:
+    """Days between consecutive completed orders of the same customer (repeat buyers only)."""
+    c = CompletedOrders(tables, values=False)
+    has = c.cust >= 0
+    cust, ts = c.cust[has], c.ts[has].view(np.int64)
+    # customers in order of their id, then time: the order a sort on (customer_id, ordered_at) gives
+    rank = np.empty(len(c.cust_ids), dtype=np.int64)
+    rank[np.argsort(np.asarray(c.cust_ids.astype(str), dtype=object), kind="stable")] = np.arange(len(c.cust_ids))
+    perm = np.lexsort((ts, rank[cust]))
+    cs, t = cust[perm], ts[perm]
+    same = cs[1:] == cs[:-1]
+    gaps = (t[1:] - t[:-1])[same] / (86400.0 * 1e9)
+    return pd.Series(gaps, name="gap_days")
+
+
+
+def suggest_inactivity_days(gaps: pd.Series, quantile: float = 0.9, *, round_to: int = 30) -> int:
+    """An inactivity window for churn labelling: the ``quantile`` of purchase gaps, rounded up.
+
+    With the 90th percentile, 9 in 10 repeat purchases happen within the window, so a customer
+    silent for longer than it is unlikely to be merely between orders.
+    """
+    if len(gaps) == 0:
+        raise AnalysisError("No repeat purchases: cannot suggest an inactivity window from purchase gaps.")
+    q = float(np.quantile(gaps, quantile))
+    return int(max(round_to, np.ceil(q / round_to) * round_to))
