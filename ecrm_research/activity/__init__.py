@@ -40,9 +40,9 @@ def summary_statistics(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     has = c.cust >= 0
     per_customer = np.bincount(c.cust[has], minlength=len(c.cust_ids))
     pid = items["product_id"]
-    from ..data.schema import _int_codes
+    from ..data.schema import int_codes
 
-    pcodes, _ = _int_codes(pid[in_done].reset_index(drop=True)) if n_lines else (np.zeros(0, np.int64), 0)
+    pcodes, _ = int_codes(pid[in_done].reset_index(drop=True)) if n_lines else (np.zeros(0, np.int64), 0)
     n_products = len(np.unique(pcodes[np.asarray(pid[in_done].notna(), dtype=bool)])) if n_lines else 0
     rows = [
         ("customers with a completed order", per_customer.size),

@@ -292,7 +292,7 @@ def _decode_error(path: Path, encoding: str, exc: UnicodeDecodeError) -> DataErr
         source=str(path), example=f"0x{byte}")
 
 
-def _sniff_sep(path: Path, encoding: str, ext: str, decimal: str) -> str:
+def sniff_sep(path: Path, encoding: str, ext: str, decimal: str) -> str:
     if ext == ".tsv":
         return "\t"
     try:
@@ -327,7 +327,7 @@ def _read_any(path: str | Path, *, sep: str | None = None, decimal: str = ".", e
             if wanted is not None:
                 df = df[[c for c in df.columns if c in wanted]]
             return _tidy_float_ids(df, str_columns)
-        sep = sep or _sniff_sep(path, encoding, ext, decimal)
+        sep = sep or sniff_sep(path, encoding, ext, decimal)
         header = pd.read_csv(path, sep=sep, encoding=encoding, nrows=0)
         dtype = {c: str for c in str_columns if c in header.columns}
         usecols = None if wanted is None else [c for c in header.columns if c in wanted]
@@ -520,7 +520,7 @@ def _header(path: Path, encoding: str = "utf-8") -> list[str]:
             return list(pq.read_schema(path).names)
         if ext in EXCEL_EXTENSIONS:
             return [str(c) for c in pd.read_excel(path, nrows=0).columns]
-        return [str(c) for c in pd.read_csv(path, sep=_sniff_sep(path, encoding, ext, "."), nrows=0,
+        return [str(c) for c in pd.read_csv(path, sep=sniff_sep(path, encoding, ext, "."), nrows=0,
                                             encoding=encoding).columns]
     except Exception:  # noqa: BLE001 - detection is best effort; reading reports the real error
         return []

@@ -222,7 +222,7 @@ def _arrow_text_fast(series: pd.Series, kind: str) -> pd.Series | None:
     """Fast path for text already held as ``string[pyarrow]``: one pyarrow trim pass, no copy
     when nothing needs trimming and nothing is blank (the usual case for Parquet). ``None`` =
     not applicable (the caller takes the general path)."""
-    arr = _arrow_strings(series)
+    arr = arrow_strings(series)
     if arr is None or not isinstance(series.dtype, pd.StringDtype):
         return None
     import pyarrow as pa
@@ -510,7 +510,7 @@ def validate_tables(tables: dict[str, pd.DataFrame], *, sources: dict[str, str] 
 
 
 # --------------------------------------------------------------------------- fast key look-ups
-def _arrow_strings(values: pd.Series | pd.Index | np.ndarray):
+def arrow_strings(values: pd.Series | pd.Index | np.ndarray):
     """The values as a pyarrow string array (zero-copy for ``string[pyarrow]``), or ``None``
     when they are not text (numbers, mixed objects): callers then fall back to pandas."""
     import pyarrow as pa
@@ -719,7 +719,7 @@ def key_runs(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Ind
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    v, k = _arrow_strings(values), _arrow_strings(keys)
+    v, k = arrow_strings(values), arrow_strings(keys)
     n_keys = len(keys)
     if v is None or k is None:
         kidx = pd.Index(np.asarray(keys, dtype=object))
@@ -768,7 +768,7 @@ def key_isin(values: pd.Series | pd.Index | np.ndarray, keys: pd.Series | pd.Ind
     Vectorised like :func:`key_positions`; :meth:`pandas.Series.isin` on ``string[pyarrow]``
     builds a Python list of the keys and takes seconds per million rows.
     """
-    v, k = _arrow_strings(values), _arrow_strings(keys)
+    v, k = arrow_strings(values), arrow_strings(keys)
     if v is None or k is None:
         return np.asarray(pd.Series(np.asarray(values, dtype=object)).isin(np.asarray(keys, dtype=object))
                           & pd.notna(np.asarray(values, dtype=object)), dtype=bool)
@@ -803,7 +803,7 @@ def key_codes(values: pd.Series | pd.Index | np.ndarray, *, sort: bool = True) -
     uniques : Index
         ``uniques[codes[i]] == values[i]``.
     """
-    arr = _arrow_strings(values) if isinstance(values, (pd.Series, pd.Index)) else None
+    arr = arrow_strings(values) if isinstance(values, (pd.Series, pd.Index)) else None
     ints = _int_keys(arr) if arr is not None else None
     if ints is not None:  # fixed-width text ids: factorize integers, then fetch one name per code
         (iv, valid), = ints
@@ -822,7 +822,7 @@ def key_codes(values: pd.Series | pd.Index | np.ndarray, *, sort: bool = True) -
     return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
 
 
-def _int_codes(values: pd.Series) -> tuple[np.ndarray, int]:
+def int_codes(values: pd.Series) -> tuple[np.ndarray, int]:
     """Integer codes ``0..n-1`` of a column (missing values share one code) and ``n``.
 
     Equal values get equal codes, which is all a duplicate check needs. Arrow text is
@@ -836,7 +836,7 @@ def _int_codes(values: pd.Series) -> tuple[np.ndarray, int]:
         c = values.cat.codes.to_numpy().astype(np.int64)
         n = len(values.cat.categories)
         return np.where(c < 0, n, c), n + 1
-    arr = _arrow_strings(values)
+    arr = arrow_strings(values)
     ints = _int_keys(arr) if arr is not None else None
     if ints is not None:  # fixed-width text ids: factorize integers, one per run of equal ids
         (iv, valid), = ints
@@ -876,7 +876,7 @@ def duplicated(df: pd.DataFrame, columns: Sequence[str] | None = None, *, keep: 
                cache: dict | None = None) -> np.ndarray:
     """Boolean array like :meth:`pandas.DataFrame.duplicated`, on integer codes.
 
-    Each column is turned into integer codes (:func:`_int_codes`), the codes are combined into
+    Each column is turned into integer codes (:func:`int_codes`), the codes are combined into
     one int64 id per row (re-compressed when the product of the cardinalities would overflow)
     and the ids are checked with one hash pass. On 10 million order lines keyed by
     ``(order_id, line_no)`` this is several times faster than ``DataFrame.duplicated``, which
@@ -900,7 +900,7 @@ def duplicated(df: pd.DataFrame, columns: Sequence[str] | None = None, *, keep: 
         if cache is not None and c in cache:
             codes, n = cache[c]
         else:
-            codes, n = _int_codes(df[c])
+            codes, n = int_codes(df[c])
             if cache is not None:
                 cache[c] = (codes, n)
         if ids is None:

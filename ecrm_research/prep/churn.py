@@ -97,9 +97,9 @@ def _as_arrow_text(ids: pd.Series):
     """Customer ids as a pyarrow string array (ids held as numbers or objects are cast to text)."""
     import pyarrow as pa
 
-    from ..data.schema import _arrow_strings
+    from ..data.schema import arrow_strings
 
-    arr = _arrow_strings(ids)
+    arr = arrow_strings(ids)
     if arr is None:
         obj = np.asarray(ids.astype(object).where(ids.notna(), None), dtype=object)
         arr = pa.chunked_array([pa.array([None if v is None else str(v) for v in obj], type=pa.string())])

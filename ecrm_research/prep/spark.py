@@ -656,9 +656,9 @@ def read_tables(path: str | Path | None = None, spark: SparkSession | None = Non
                 this_sep = "\t" if ".tsv" in Path(full).suffixes else ","
                 compressed = Path(full).suffix.lower() in _COMPRESSION
                 if "://" not in full and Path(full).is_file() and not compressed and this_sep != "\t":
-                    from ..data.io import _sniff_sep
+                    from ..data.io import sniff_sep
 
-                    this_sep = _sniff_sep(Path(full), encoding, ".csv", decimal)
+                    this_sep = sniff_sep(Path(full), encoding, ".csv", decimal)
             raw = spark.read.csv(full, header=True, sep=this_sep, encoding=encoding, inferSchema=False)
         _require_columns(raw, table, full)
         raws[table] = (raw, full, fmt == "csv")
