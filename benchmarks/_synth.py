@@ -35,7 +35,8 @@ def make_tables(n_lines: int = 10_000_000, seed: int = 7, *, lines_per_order: fl
         "channel": pd.Categorical.from_codes(rng.integers(0, 2, n_customers), ["app", "web"]),
         "region": pd.Categorical.from_codes(rng.integers(0, 5, n_customers), ["N", "S", "E", "W", "C"]),
         "age_band": pd.Categorical.from_codes(rng.integers(0, 4, n_customers), ["18-24", "25-34", "35-54", "55+"]),
-        "acquisition_source": pd.Categorical.from_codes(rng.integers(0, 3, n_customers), ["search", "social", "referral"]),
+        "acquisition_source": pd.Categorical.from_codes(rng.integers(0, 3, n_customers),
+                                                        ["search", "social", "referral"]),
         "is_member": pd.array(rng.random(n_customers) < 0.3, dtype="boolean"),
     })
     customers["region"] = customers["region"].astype(str).astype(ID)

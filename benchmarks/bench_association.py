@@ -76,15 +76,15 @@ def _label_tracts(long):
     """Transaction lists of item labels from the long table (fast; not timed)."""
     import numpy as np
 
-    from ecrm_research import association as ar
+    from ecrm_research.association import encoding
 
     b = long.dropna(subset=["item"])
-    codes, _, _ = ar._basket_codes(b["basket_id"], False)
+    codes, _, _ = encoding.basket_codes(b["basket_id"], False)
     order = np.argsort(codes, kind="stable")
     items = b["item"].to_numpy(dtype=object)[order]
     indptr = np.zeros(int(codes.max()) + 2 if len(codes) else 1, dtype=np.int64)
     np.cumsum(np.bincount(codes, minlength=len(indptr) - 1), out=indptr[1:])
-    return ar._tracts(indptr, items, 1)
+    return encoding.transaction_lists(indptr, items, 1)
 
 
 def child(what: str, case: str, path: str, repeat: int = 3) -> None:
@@ -99,11 +99,11 @@ def child(what: str, case: str, path: str, repeat: int = 3) -> None:
     elif what == "raw-fim":
         import fim
 
-        from ecrm_research import association as ar
+        from ecrm_research.association import encoding
 
         tracts = _label_tracts(long)
         n = int(long["basket_id"].nunique())
-        count = ar._min_count(p["min_support"], n)
+        count = encoding.min_support_count(p["min_support"], n)
         times = []
         for _ in range(repeat):
             t0 = time.perf_counter()
@@ -116,6 +116,8 @@ def child(what: str, case: str, path: str, repeat: int = 3) -> None:
         out["itemsets"] = len(res)
     else:
         from ecrm_research import association as ar
+        from ecrm_research.association import encoding
+        from ecrm_research.infra import spark as infra_spark
 
         engine, _, rules = what.partition("+")
         times = []
@@ -132,7 +134,7 @@ def child(what: str, case: str, path: str, repeat: int = 3) -> None:
         out["seconds"], out["all_seconds"] = min(times), times
         if engine == "spark":
             # the JVM is not a waited-for child of this process: read its own high-water mark
-            spark = next(iter(ar._SPARK_SESSIONS.values()))
+            spark = next(iter(infra_spark.SESSIONS.values()))
             pid = spark.sparkContext._gateway.proc.pid
             with open(f"/proc/{pid}/status", encoding="ascii") as fh:
                 hwm = [line for line in fh if line.startswith("VmHWM:")][0]
@@ -141,7 +143,7 @@ def child(what: str, case: str, path: str, repeat: int = 3) -> None:
         out["engine"] = fi.attrs["engine"]
         out["timings"] = fi.attrs["timings"]
         out["estimate_gb"] = fi.attrs["memory_estimate_gb"]
-        enc = ar._encode(long, p["min_support"])
+        enc = encoding.integer_encode(long, p["min_support"])
         sizes = enc.sizes
         out["shape"] = {"rows": enc.n_rows, "baskets": enc.n_baskets, "frequent_items": len(enc.items),
                         "pairs_2plus": int(sizes[sizes >= 2].sum()), "baskets_2plus": int((sizes >= 2).sum())}

@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(_child(args.child, args.data, args.out, json.loads(args.params_json), args.timeout)))
         return 0
-    from ecrm_research.report import runner
+    from ecrm_research.report import notebooks
 
     t_start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -161,7 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         if params:
             print("parameters:", ", ".join(f"{k}={v!r}" for k, v in params.items()))
         out = Path(args.out) if args.out else tmp / "reports"
-        names = args.only or list(runner.list_notebooks())
+        names = args.only or list(notebooks.list_notebooks())
         total = 0.0
         print(f"{'notebook':14}{'status':>8}{'seconds':>9}{'(exec)':>8}{'kernel MB':>11}{'tree MB':>9}"
               f"{'rusage MB':>11}  pdf", flush=True)
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.budget is not None and time.perf_counter() - t_start > args.budget:
                 print(f"{name:14}{'skipped':>8}  (wall-time budget {args.budget:.0f} s spent)", flush=True)
                 continue
-            declared = runner.notebook_parameters(name)
+            declared = notebooks.notebook_parameters(name)
             p = {k: v for k, v in params.items() if k in declared}
             cmd = [sys.executable, __file__, "--child", name, "--data", str(data), "--out", str(out),
                    "--params-json", json.dumps(p), "--timeout", str(args.timeout)]

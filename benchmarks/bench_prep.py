@@ -168,7 +168,8 @@ ORDER BY customer_id
 
 # label_churn(tables, inactivity_days=W, covariate_window_days=N).frame in SQL: the same rows (customers
 # whose first completed order is at least N days before as_of, sorted by id) and the same columns, in
-# the same order. Status is compared as stored (case-sensitive, as prep_churn._status_code does).
+# the same order. Statuses are compared as stored: the synthetic
+# data are canonical, lower case (prep.rules.status_codes lower-cases).
 CHURN_SQL = """
 WITH
 -- end of data: the latest order time of any status (orders after it are ignored)
@@ -330,8 +331,15 @@ def _column_diff(a, b) -> int:
     return int((~same).sum())
 
 
+def _same_ids(a, b) -> bool:
+    """Same customers in the same order."""
+    return len(a) == len(b) and bool((a["customer_id"].astype(str).to_numpy()
+                                      == b["customer_id"].astype(str).to_numpy()).all())
+
+
 def _compare_churn(name: str, a, b, columns: list[str]) -> list[str]:
-    if len(a) != len(b) or not (a["customer_id"].astype(str).to_numpy() == b["customer_id"].astype(str).to_numpy()).all():
+    same_ids = _same_ids(a, b)
+    if not same_ids:
         return [f"{name} customers differ: {len(a):,} vs {len(b):,}"]
     problems = []
     for c in columns:
@@ -353,7 +361,8 @@ def _compare(out: Path) -> list[str]:
     problems = []
     a = pd.read_parquet(out / "rfm_ours.parquet")
     b = pd.read_parquet(out / "rfm_duckdb.parquet")
-    if len(a) != len(b) or not (a["customer_id"].astype(str).to_numpy() == b["customer_id"].astype(str).to_numpy()).all():
+    same_ids = _same_ids(a, b)
+    if not same_ids:
         problems.append(f"RFM customers differ: {len(a):,} vs {len(b):,}")
     else:
         for c in ("recency_days", "frequency", "tenure_days"):

@@ -150,14 +150,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", help="data for run all (default: the bundled sample)")
     ap.add_argument("--jobs", default="auto", help="run_all's jobs (default: auto, as `ecrm run all`)")
     args = ap.parse_args(argv)
-    from ecrm_research.report import runner
+    from ecrm_research.report import notebooks, runner, scheduling
 
     kernel = runner.ensure_kernel()
-    names = list(runner.list_notebooks())
+    names = list(notebooks.list_notebooks())
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         if not args.floor_only:
-            jobs = runner.default_jobs(args.data, len(names))[0] if args.jobs == "auto" else int(args.jobs)
+            jobs = scheduling.default_jobs(args.data, len(names))[0] if args.jobs == "auto" else int(args.jobs)
             reports = tmp / "reports"
             total = run_all_command(args.data, reports, args.jobs)
             print(f"ecrm run all ({len(names)} notebooks, data={args.data or 'bundled sample'}, "
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
               f"a fresh process): {wall:.1f} s")
         for i, s in enumerate(ft):
             print(f"  trivial_{i:<6} {s:6.1f} s")
-        it, iwall = imports_floor(list(runner.list_notebooks().values()), tmp, kernel)
+        it, iwall = imports_floor(list(notebooks.list_notebooks().values()), tmp, kernel)
         print(f"imports floor (each notebook cut to its parameters + imports cells, one after another; "
               f"a fresh process): {iwall:.1f} s  (" + ", ".join(f"{n} {t:.1f}" for n, t in zip(names, it)) + ")")
         if not args.floor_only:

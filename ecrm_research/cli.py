@@ -1,4 +1,6 @@
-"""The ``ecrm`` command: a thin layer over :mod:`runner`, :mod:`quality` and :mod:`sample`.
+"""The ``ecrm`` command: a thin layer over :mod:`~ecrm_research.report.runner`,
+:mod:`~ecrm_research.data.quality`, :mod:`~ecrm_research.data.sample`,
+:mod:`~ecrm_research.report.handout` and :mod:`~ecrm_research.report.reproduce`.
 
 ::
 
@@ -23,9 +25,18 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import yaml
 
+from .data import quality, sample
 from .exceptions import EcrmError, ParameterError
+from .paths import REPORTS_DIR, SAMPLE_DIR
+from .report import runner
+from .report.handout import write_handouts
+from .report.notebooks import list_notebooks, notebook_parameter_help
+from .report.reproduce import reproduce
+from .report.scheduling import default_jobs
+from .report.site import read_json_object
 
 __all__ = ["main", "build_parser", "parse_param_value"]
 
@@ -95,8 +106,6 @@ def parse_param_value(text: str) -> Any:
 
 
 def _notebook_names() -> list[str]:
-    from .report.runner import list_notebooks
-
     try:
         return list(list_notebooks())
     except EcrmError:
@@ -187,8 +196,6 @@ def _data_args(p: argparse.ArgumentParser, *, required: bool) -> None:
 
 
 def _param_table(name: str, notebooks_dir: str | None) -> str:
-    from .report.runner import notebook_parameter_help
-
     rows = notebook_parameter_help(name, notebooks_dir=notebooks_dir)
     rows = [r for r in rows if r["name"] != "out_dir"]
     if not rows:
@@ -221,8 +228,6 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from .report.runner import RunResult, run_all
-
     params: dict[str, Any] = {}
     for key, raw in args.param:
         key = key.replace("-", "_") if key.replace("-", "_") in _DATA_KEYS else key
@@ -239,7 +244,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     names: Any = "all" if args.name == "all" else [args.name]
 
-    def show(res: RunResult) -> None:
+    def show(res: runner.RunResult) -> None:
         line = f"{res.name:<14} {res.status:<6} {res.seconds:7.1f}s  {res.out_dir}"
         if res.error:
             line += f"\n{'':<14} error: {res.error}"
@@ -254,16 +259,11 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if jobs < 1:
             raise ParameterError(f"--jobs must be at least 1, got {jobs}.")
     elif names == "all":
-        from .report.runner import default_jobs, list_notebooks
-
         jobs, why = default_jobs(data_args.get("data"), len(list_notebooks(args.notebooks_dir)))
         print(f"running {jobs} notebook(s) at a time ({why}; change with --jobs)", flush=True)
-    results = run_all(names, params=params, out=args.out, timeout=args.timeout or None,
+    results = runner.run_all(names, params=params, out=args.out, timeout=args.timeout or None,
                       progress=not args.no_progress, notebooks_dir=args.notebooks_dir,
-                      on_result=show, pdf=False if args.no_pdf else None, jobs=jobs, **data_args)
-    from .paths import REPORTS_DIR
-    from .report.site import read_json_object
-
+                             on_result=show, pdf=False if args.no_pdf else None, jobs=jobs, **data_args)
     root = Path(args.out).expanduser().resolve() if args.out else REPORTS_DIR
     reasons = set()
     for r in results:
@@ -281,8 +281,6 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_handout(args: argparse.Namespace) -> int:
-    from .report.handout import write_handouts
-
     results = write_handouts(args.out, notebooks_dir=args.notebooks_dir)
     out = Path(args.out).expanduser().resolve()
     for r in results:
@@ -293,7 +291,6 @@ def _cmd_handout(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from .report.manifest import reproduce
 
     report = reproduce(args.report_dir, args.out, progress=not args.no_progress)
     print(report.summary())
@@ -301,7 +298,6 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
 
 
 def _print_frame(title: str, value: Any) -> None:
-    import pandas as pd
 
     print(f"\n== {title} ==")
     if isinstance(value, pd.DataFrame):
@@ -316,9 +312,6 @@ def _print_frame(title: str, value: Any) -> None:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from .data import quality  # imported lazily so `ecrm run` and `--help` stay fast
 
     dataset, result = quality.prepare(data=args.data, data_format=args.data_format, mapping=args.mapping)
     report = result.report
@@ -348,8 +341,6 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_sample(args: argparse.Namespace) -> int:
-    from .data import sample  # imported lazily
-    from .paths import SAMPLE_DIR
 
     out = Path(args.out).expanduser().resolve() if args.out else SAMPLE_DIR
     kwargs = {k: v for k, v in (("n_customers", args.customers), ("months", args.months), ("seed", args.seed))

@@ -52,8 +52,12 @@ class FormatError(DataError):
 
 
 @dataclass
-class ParameterError(EcrmError):
-    """A notebook/CLI parameter is unknown or invalid."""
+class ParameterError(EcrmError, ValueError):
+    """A notebook/CLI parameter is unknown or invalid.
+
+    Also a :class:`ValueError` (scikit-learn's convention for bad arguments), so callers that
+    catch ``ValueError`` keep working.
+    """
 
     message: str
     allowed: list[str] = field(default_factory=list)

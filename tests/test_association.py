@@ -272,13 +272,13 @@ def _baskets_by_merge(tables, item_level="product", basket_by="order", window=No
         cat = products.drop_duplicates("product_id").set_index("product_id")["category"].astype("string")
         df["item"] = df["product_id"].map(cat).fillna("(no category)").astype(str).to_numpy()
     else:
-        df["item"] = prep_baskets._product_labels(products, df["product_id"], "auto").to_numpy()
+        df["item"] = prep_baskets.product_labels(products, df["product_id"], "auto").to_numpy()
     if basket_by == "order":
         df["basket_id"] = df["order_id"].astype(str)
     else:
         df = df[df["customer_id"].notna()]
         key = df["customer_id"].astype(str)
-        df["basket_id"] = (key + "@" + prep_baskets._period_key(df["ordered_at"], window) if window else key).to_numpy()
+        df["basket_id"] = (key + "@" + prep_baskets.period_key(df["ordered_at"], window) if window else key).to_numpy()
     df["ordered_at"] = df.groupby("basket_id", sort=False)["ordered_at"].transform("min")
     out = df[["basket_id", "item", "ordered_at", "customer_id"]].drop_duplicates(["basket_id", "item"])
     return out.sort_values(["ordered_at", "basket_id"], kind="stable").reset_index(drop=True)

@@ -17,6 +17,7 @@ import pytest
 from conftest import skip_or_fail
 
 from ecrm_research import association as ar
+from ecrm_research.association import encoding, memory
 from ecrm_research.exceptions import AnalysisError, ParameterError
 from ecrm_research.prep import baskets as prep_baskets
 
@@ -230,7 +231,7 @@ def test_encoding_matches_a_naive_groupby(ids):
     elif ids == "str":
         b = b.assign(basket_id="o" + b["basket_id"].astype(str)).sample(frac=1.0, random_state=3)
     b = b.reset_index(drop=True)
-    enc = ar._encode(b, min_count=30, want_index=True)
+    enc = encoding.integer_encode(b, min_count=30, want_index=True)
     assert enc.n_baskets == b["basket_id"].nunique() == 3001
     got = {bid: frozenset(enc.items[enc.indices[enc.indptr[i]:enc.indptr[i + 1]]])
            for i, bid in enumerate(enc.basket_index)}
@@ -241,7 +242,7 @@ def test_encoding_matches_a_naive_groupby(ids):
 
 def test_transactions_drop_baskets_too_small_to_hold_a_pair():
     b = prep_baskets.baskets_from_lists([["a", "b", "c"], ["a"], [], ["b", "c"]])
-    enc = ar._encode(b, min_count=1)
+    enc = encoding.integer_encode(b, min_count=1)
     tracts = sorted(sorted(enc.items[t].tolist()) for t in enc.transactions(2))
     assert tracts == [["a", "b", "c"], ["b", "c"]]
 
@@ -276,7 +277,7 @@ def test_memory_guard_refuses_with_a_threshold_that_fits(engine, synthetic_20k):
 
 def test_default_memory_limit_is_a_share_of_available_memory(synthetic_20k):
     fi = ar.frequent_itemsets(synthetic_20k, 0.01, 3)
-    assert 0 < fi.attrs["memory_estimate_gb"] < ar.DEFAULT_MEMORY_SHARE * ar._available_memory_bytes() / 1e9
+    assert 0 < fi.attrs["memory_estimate_gb"] < ar.DEFAULT_MEMORY_SHARE * memory.available_memory_bytes() / 1e9
     with pytest.raises(ParameterError, match="max_memory_gb"):
         ar.frequent_itemsets(synthetic_20k, 0.01, 3, max_memory_gb=0)
 
@@ -296,7 +297,7 @@ def test_itemset_guard_counts_exactly_when_the_bound_is_loose():
     baskets = [list(rng.choice(60, size=30, replace=False).astype(str)) for _ in range(5)]
     baskets += [list(rng.choice(60, size=3, replace=False).astype(str)) for _ in range(400)]
     b = prep_baskets.baskets_from_lists(baskets)
-    enc = ar._encode(b, 0.01)
+    enc = encoding.integer_encode(b, 0.01)
     assert ar.estimate_itemset_count(enc.sizes, len(enc.items), enc.min_count, 10) > 10_000
     fi = ar.frequent_itemsets(b, 0.01, 10, max_itemsets=10_000, engine="fim")
     assert len(fi) < 10_000

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import subprocess
 import sys
@@ -11,10 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import ecrm_research
+from ecrm_research import cli
 from ecrm_research.cli import main, parse_param_value
 from ecrm_research.exceptions import ParameterError, SchemaError
-from ecrm_research.report import runner
+from ecrm_research.report import notebooks, runner
 
 NB_DIR = Path(__file__).parent / "notebooks"
 NB = ["--notebooks-dir", str(NB_DIR), "--no-progress"]
@@ -23,7 +24,7 @@ NB = ["--notebooks-dir", str(NB_DIR), "--no-progress"]
 @pytest.fixture
 def test_notebooks(monkeypatch):
     """Make the test notebooks the default notebooks folder (for help texts)."""
-    monkeypatch.setattr(runner, "NOTEBOOKS_DIR", NB_DIR)
+    monkeypatch.setattr(notebooks, "NOTEBOOKS_DIR", NB_DIR)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -167,11 +168,9 @@ def _fake_quality(calls, raise_=None):
 
 
 def _install(monkeypatch, modname, module):
-    """Replace ``ecrm_research.data.<modname>`` (where the CLI imports it from) by a fake."""
-    import ecrm_research.data
-
-    monkeypatch.setitem(sys.modules, f"ecrm_research.data.{modname}", module)
-    monkeypatch.setattr(ecrm_research.data, modname, module, raising=False)
+    """Replace the CLI's ``ecrm_research.data.<modname>`` (imported at the top of cli.py) by a fake."""
+    assert getattr(cli, modname) is importlib.import_module(f"ecrm_research.data.{modname}")  # the real one
+    monkeypatch.setattr(cli, modname, module)
 
 
 def test_validate_prints_quality_report_and_reconciliation(monkeypatch, capsys):

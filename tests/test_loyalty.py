@@ -12,6 +12,8 @@ import pytest
 
 from ecrm_research import loyalty as L
 from ecrm_research.exceptions import DataError, ParameterError
+from ecrm_research.loyalty.reliability import one_factor_reliability
+from ecrm_research.loyalty.resampling import resample_counts, resample_covs
 
 BANK = {p: [f"{p}{i}" for i in range(1, 6)] for p in ("imag", "expe", "qual")}
 BANK.update(val=[f"val{i}" for i in range(1, 5)], sat=[f"sat{i}" for i in range(1, 5)],
@@ -78,7 +80,7 @@ def test_standardized_alpha_matches_cSEM_on_bank_satisfaction(ecsi_dir):
 @pytest.mark.realdata
 def test_raw_alpha_agrees_with_independent_formula(ecsi_dir):
     bank = pd.read_csv(ecsi_dir / "plspm_satisfaction_bank.csv")
-    for name, items in BANK.items():
+    for items in BANK.values():
         x = bank[items].to_numpy(float)
         k = x.shape[1]
         # alpha from the covariance matrix: k/(k-1) * (1 - tr(C)/sum(C))
@@ -330,7 +332,7 @@ def test_one_factor_reliability_is_exact_for_known_loadings():
     cov = np.outer(lam, lam)
     np.fill_diagonal(cov, 1.0)
     expected = lam.sum() ** 2 / cov.sum()
-    assert L._one_factor_reliability(cov) == pytest.approx(expected, abs=1e-4)
+    assert one_factor_reliability(cov) == pytest.approx(expected, abs=1e-4)
 
 
 # --------------------------------------------------------------------------------------------
@@ -406,18 +408,16 @@ def test_sample_survey_recovers_planted_paths(sample_dir):
 def test_resample_covariances_equal_numpy_cov_of_each_resample():
     """The bootstrap computes all resamples' covariance matrices from row counts at once; each
     must equal np.cov of that resample (rows with a missing answer left out, as before)."""
-    from ecrm_research.loyalty import _resample_counts, _resample_covs
-
     rng = np.random.default_rng(5)
     z = rng.integers(1, 8, (300, 5)).astype(float) + 100.0  # far-from-zero means: the centring matters
     z[rng.random(300) < 0.15, 2] = np.nan
     ok = ~np.isnan(z).any(axis=1)
     draws = [rng.integers(0, 300, 300) for _ in range(40)]
-    counts = _resample_counts(draws, 300)
+    counts = resample_counts(draws, 300)
     assert counts.shape == (40, 300) and (counts.sum(axis=1) == 300).all()
     ref = np.stack([np.cov(z[r[ok[r]]], rowvar=False) for r in draws])
-    for got in (_resample_covs(z, counts, ok), _resample_covs(z, counts, ok, max_bytes=0)):  # batched, fallback
+    for got in (resample_covs(z, counts, ok), resample_covs(z, counts, ok, max_bytes=0)):  # batched, fallback
         np.testing.assert_allclose(got, ref, rtol=1e-11, atol=0)
     full = z[:, [0, 1, 3]]
-    np.testing.assert_allclose(_resample_covs(full, counts),
+    np.testing.assert_allclose(resample_covs(full, counts),
                                np.stack([np.cov(full[r], rowvar=False) for r in draws]), rtol=1e-11, atol=0)

@@ -16,14 +16,8 @@ import pytest
 from ecrm_research.cli import main
 from ecrm_research.paths import SAMPLE_DIR
 from ecrm_research.report import manifest
-from ecrm_research.report.manifest import (
-    ReproduceError,
-    compare_tables,
-    hash_inputs,
-    read_manifest,
-    reproduce,
-    sha256_file,
-)
+from ecrm_research.report.manifest import ReproduceError, hash_inputs, read_manifest, sha256_file
+from ecrm_research.report.reproduce import compare_tables, reproduce
 from ecrm_research.report.runner import run_all
 
 COURSE = Path(__file__).parent / "notebooks" / "course"

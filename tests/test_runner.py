@@ -21,8 +21,9 @@ import pytest
 
 from ecrm_research.exceptions import ParameterError
 from ecrm_research.paths import KERNEL_NAME, PROJ_ROOT
-from ecrm_research.report import runner
-from ecrm_research.report.runner import RunResult, list_notebooks, notebook_parameters, run_all, run_notebook
+from ecrm_research.report import notebooks, runner, scheduling
+from ecrm_research.report.notebooks import list_notebooks, notebook_parameters
+from ecrm_research.report.runner import RunResult, run_all, run_notebook
 
 NB_DIR = Path(__file__).parent / "notebooks"
 
@@ -99,7 +100,7 @@ def test_parameters_with_equals_in_help_comment_and_multiline_literals(tmp_path)
     nbformat.write(nb, tmp_path / "05_edge.ipynb")
     assert notebook_parameters("edge", notebooks_dir=tmp_path) == {
         "data": None, "out_dir": None, "segments": {"A": [1, 2], "B": []}, "k": 4}
-    rows = {r["name"]: r for r in runner.notebook_parameter_help("edge", notebooks_dir=tmp_path)}
+    rows = {r["name"]: r for r in notebooks.notebook_parameter_help("edge", notebooks_dir=tmp_path)}
     assert rows["data"]["help"] == "None = the bundled sample; a=b"
     assert rows["k"]["help"] == "number of clusters" and rows["k"]["type"] == "int"
 
@@ -176,10 +177,10 @@ def test_parameters_are_injected_with_types_absolute_paths_and_project_cwd(tmp_p
 def test_relative_paths_resolve_from_cwd_then_project_root(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "here.csv").write_text("x")
-    assert runner._absolute("here.csv") == str(tmp_path / "here.csv")
-    assert runner._absolute("docs/architecture.md") == str(PROJ_ROOT / "docs" / "architecture.md")
-    assert runner._absolute("missing.csv") == str(tmp_path / "missing.csv")
-    assert runner._absolute(None) is None and runner._absolute({"a": 1}) == {"a": 1}
+    assert notebooks.absolute_path("here.csv") == str(tmp_path / "here.csv")
+    assert notebooks.absolute_path("docs/architecture.md") == str(PROJ_ROOT / "docs" / "architecture.md")
+    assert notebooks.absolute_path("missing.csv") == str(tmp_path / "missing.csv")
+    assert notebooks.absolute_path(None) is None and notebooks.absolute_path({"a": 1}) == {"a": 1}
 
 
 def test_failing_notebook_keeps_partial_output_and_short_error(suite):
@@ -239,7 +240,7 @@ def _makespan(queue, seconds, jobs):
 def test_dispatch_order_finishes_sooner_than_longest_first_when_it_can():
     from itertools import permutations
 
-    from ecrm_research.report.runner import dispatch_order
+    from ecrm_research.report.scheduling import dispatch_order
 
     secs = {"seg": 9, "loy": 8, "churn": 7.5, "assoc": 6.5, "over": 4}  # measured-like sample durations
     lpt = sorted(secs, key=lambda n: -secs[n])
@@ -274,15 +275,13 @@ def test_run_all_runs_notebooks_concurrently_with_jobs_2(tmp_path):
 
 
 def test_default_jobs_follows_cores_and_memory(monkeypatch):
-    from ecrm_research.report import runner
-
-    monkeypatch.setattr(runner.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
-    monkeypatch.setattr(runner, "_available_memory", lambda: 20 * 2**30)
-    monkeypatch.setattr(runner, "_input_bytes", lambda data: 2_300_000)  # the bundled sample
-    assert runner.default_jobs(None, 5)[0] == 2
-    assert runner.default_jobs(None, 1)[0] == 1
-    monkeypatch.setattr(runner, "_input_bytes", lambda data: 384 * 2**20)  # 1M customers: ~15.6 GB a kernel
-    jobs, why = runner.default_jobs("/big", 5)
+    monkeypatch.setattr(scheduling.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    monkeypatch.setattr(scheduling, "available_memory", lambda: 20 * 2**30)
+    monkeypatch.setattr(scheduling, "input_bytes", lambda data: 2_300_000)  # the bundled sample
+    assert scheduling.default_jobs(None, 5)[0] == 2
+    assert scheduling.default_jobs(None, 1)[0] == 1
+    monkeypatch.setattr(scheduling, "input_bytes", lambda data: 384 * 2**20)  # 1M customers: ~15.6 GB a kernel
+    jobs, why = scheduling.default_jobs("/big", 5)
     assert jobs == 1 and "15.6 GB per kernel" in why
 
 
@@ -396,7 +395,7 @@ def test_reader_report_has_no_code_but_student_report_does(suite):
 def test_index_links_point_to_existing_files(suite):
     out, _, _ = suite
     html = (out / "index.html").read_text()
-    links = [l for l in _links(html) if not l.startswith("#")]
+    links = [x for x in _links(html) if not x.startswith("#")]
     assert links, "index has no links"
     for link in links:
         assert not link.startswith(("/", "http:", "https:", "file:")), link  # relative only

@@ -10,6 +10,7 @@ and on a generated frame with edge cases. Timing lives in ``benchmarks/bench_pre
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,18 +20,21 @@ import pytest
 
 from ecrm_research import survival as sv
 from ecrm_research.data import io, quality, schema
+from ecrm_research.data import keys as data_keys
 from ecrm_research.exceptions import AnalysisError, ParameterError, SchemaError
 from ecrm_research.prep import churn as prep_churn
 from ecrm_research.prep import customers as prep_customers
-from ecrm_research.prep.churn import ChurnData, _accounting_row, _warn
-from ecrm_research.prep.customers import DAYS_PER_MONTH, _require_columns, resolve_as_of
+from ecrm_research.prep import rules
+from ecrm_research.prep.churn_data import ChurnData
+from ecrm_research.prep.customers import RFM_COLUMNS, resolve_as_of
+from ecrm_research.prep.rules import DAYS_PER_MONTH, accounting_row
 
 
 # --------------------------------------------------------------------------- reference paths
 def ref_order_values(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
     """One row per completed or returned order before ``as_of`` with its net value."""
-    _require_columns(orders, "orders", ["order_id", "customer_id", "ordered_at", "status"])
-    _require_columns(order_items, "order_items", ["order_id", "quantity", "unit_price"])
+    for table, df in (("orders", orders), ("order_items", order_items)):
+        schema.require_columns(df.columns, table, table, required=RFM_COLUMNS[table], hint="")
     o = orders.loc[orders["customer_id"].notna() & (orders["ordered_at"] < as_of),
                    ["order_id", "customer_id", "ordered_at", "status"]].copy()
     o["status"] = o["status"].astype("string").str.lower()
@@ -134,7 +138,7 @@ def ref_customer_features(tables: dict[str, pd.DataFrame], as_of: str | pd.Times
 
 
 
-def ref_label_churn(
+def ref_label_churn(  # noqa: C901 - the pre-vectorisation reference, kept as it was
     tables: Mapping[str, pd.DataFrame],
     *,
     inactivity_days: int = 180,
@@ -142,8 +146,8 @@ def ref_label_churn(
     covariate_window_days: int | None = None,
 ) -> ChurnData:
     """Reference (pre-vectorisation) implementation of the labelling; the argument checks are
-    the library's own (``prep_churn._churn_windows``), they are not what this reference tests."""
-    W, N = prep_churn._churn_windows(tables, inactivity_days, covariate_window_days)
+    the library's own (``rules.churn_windows``), they are not what this reference tests."""
+    W, N = rules.churn_windows(tables, inactivity_days, covariate_window_days)
     orders = tables["orders"]
     status = orders["status"].astype("string")
     ts = pd.to_datetime(orders["ordered_at"])
@@ -158,7 +162,7 @@ def ref_label_churn(
     all_ids = pd.Index(orders["customer_id"].dropna().unique())
     if "customers" in tables:
         all_ids = all_ids.union(pd.Index(tables["customers"]["customer_id"].dropna().unique()))
-    acct.append(_accounting_row("customers in the data", len(all_ids), "customers table ∪ customers with orders"))
+    acct.append(accounting_row("customers in the data", len(all_ids), "customers table ∪ customers with orders"))
     if done.empty:
         raise AnalysisError(f"No completed orders on or before as_of={as_of.date()}: nothing to label. "
                             f"Order statuses present: {status.value_counts().to_dict()}.")
@@ -195,8 +199,8 @@ def ref_label_churn(
     lab["returned_after_churn"] = returned.to_numpy().astype(bool)
     lab["n_orders_total"] = n_total.reindex(first_at.index).to_numpy().astype(float)
     n_labelled = len(lab)
-    acct.append(_accounting_row("customers with a completed order on or before as_of", n_labelled,
-                                f"{len(all_ids) - n_labelled:,} customers without one are never at risk"))
+    acct.append(accounting_row("customers with a completed order on or before as_of", n_labelled,
+                               f"{len(all_ids) - n_labelled:,} customers without one are never at risk"))
 
     # behaviour window [t0, t0 + N)
     first_map = lab.set_index("customer_id")["first_order_at"]
@@ -272,29 +276,29 @@ def ref_label_churn(
     complete = lab["first_order_at"] <= as_of - pd.Timedelta(days=N)
     n_incomplete = int((~complete).sum())
     lab = lab.loc[complete].reset_index(drop=True)
-    acct.append(_accounting_row(
+    acct.append(accounting_row(
         f"excluded: first order within {N} days of as_of", n_incomplete,
         "behaviour window not yet complete; too new to judge"))
-    acct.append(_accounting_row("labelled customers", len(lab), "one row each in the analysis"))
-    acct.append(_accounting_row("churned (event = 1)", int(lab["event"].sum()),
-                                f"no completed order for {W} days"))
-    acct.append(_accounting_row("right-censored (event = 0)", int((lab["event"] == 0).sum()),
-                                f"still inside the {W}-day window at as_of={as_of.date()}"))
-    acct.append(_accounting_row("churned then returned (kept as churned)", int(lab["returned_after_churn"].sum()),
-                                "ordered again after the churning gap: a win-back"))
+    acct.append(accounting_row("labelled customers", len(lab), "one row each in the analysis"))
+    acct.append(accounting_row("churned (event = 1)", int(lab["event"].sum()),
+                               f"no completed order for {W} days"))
+    acct.append(accounting_row("right-censored (event = 0)", int((lab["event"] == 0).sum()),
+                               f"still inside the {W}-day window at as_of={as_of.date()}"))
+    acct.append(accounting_row("churned then returned (kept as churned)", int(lab["returned_after_churn"].sum()),
+                               "ordered again after the churning gap: a win-back"))
     if lab.empty:
         raise AnalysisError(f"No customer has a complete {N}-day behaviour window before as_of={as_of.date()}; "
                             "use a shorter covariate_window_days or a later as_of.")
     if lab["event"].sum() == 0:
-        _warn(f"No customer churned under inactivity_days={W} (data span too short?): the survival "
-              "models need events. Use a shorter window.")
+        warnings.warn(f"No customer churned under inactivity_days={W} (data span too short?): the survival "
+                      "models need events. Use a shorter window.", sv.SurvivalWarning, stacklevel=3)
     covs = [c for c in ("first_order_late", "late_share", "return_share", "n_contacts", "mean_discount",
                         "n_orders_window", "spend_window", "is_member", "channel", "region", "age_band",
                         "acquisition_source") if c in lab.columns and lab[c].notna().any()]
     absent = [c for c in cov.columns if c not in covs]
     if absent:
-        acct.append(_accounting_row(f"covariates without any value: {', '.join(absent)}", 0,
-                                    "not recorded in these data; left out of the models"))
+        acct.append(accounting_row(f"covariates without any value: {', '.join(absent)}", 0,
+                                   "not recorded in these data; left out of the models"))
     definition = (
         f"A customer churns after {W} days without a completed order. Time starts at the first completed "
         f"order; churn is dated at the last order before the first gap of more than {W} days plus {W} days. "
@@ -380,10 +384,11 @@ def fixed_width_ids(tables: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
         width = max(len(str(x).encode()) for s in present for x in s.dropna())
         for t in out.values():
             if col in t:
-                pad = t[col].astype(object).map(lambda x: x if pd.isna(x) else x + "_" * (width - len(x.encode())))
+                pad = t[col].astype(object).map(
+                    lambda x, width=width: x if pd.isna(x) else x + "_" * (width - len(x.encode())))
                 t[col] = pad.astype(t[col].dtype)
     for name, col in (("orders", "order_id"), ("order_items", "order_id"), ("customers", "customer_id")):
-        assert schema._int_keys(out[name][col].array._pa_array) is not None
+        assert data_keys.int_keys(out[name][col].array.__arrow_array__()) is not None
     return out
 
 
@@ -468,16 +473,16 @@ def test_label_churn_ties_broken_by_order_id():
 # --------------------------------------------------------------------------- key helpers
 def test_key_positions_and_isin_match_pandas():
     rng = np.random.default_rng(0)
-    keys = pd.Series([f"k{i}" for i in rng.permutation(500)], dtype=schema.ID)
+    ids = pd.Series([f"k{i}" for i in rng.permutation(500)], dtype=schema.ID)
     vals = pd.Series(np.repeat(rng.choice([f"k{i}" for i in range(520)], 300), rng.integers(1, 4, 300)),
                      dtype=schema.ID)
     vals[::17] = pd.NA
-    expected = pd.Index(keys.astype(object)).get_indexer(vals.astype(object))
+    expected = pd.Index(ids.astype(object)).get_indexer(vals.astype(object))
     expected[vals.isna().to_numpy()] = -1
-    np.testing.assert_array_equal(schema.key_positions(vals, keys), expected)
-    np.testing.assert_array_equal(schema.key_positions(vals.astype(object), keys.astype(object)), expected)
-    np.testing.assert_array_equal(schema.key_isin(vals, keys), expected >= 0)
-    pos, unique = schema.key_positions(vals, pd.concat([keys, keys.iloc[:3]]), return_unique=True)
+    np.testing.assert_array_equal(data_keys.key_positions(vals, ids), expected)
+    np.testing.assert_array_equal(data_keys.key_positions(vals.astype(object), ids.astype(object)), expected)
+    np.testing.assert_array_equal(data_keys.key_isin(vals, ids), expected >= 0)
+    pos, unique = data_keys.key_positions(vals, pd.concat([ids, ids.iloc[:3]]), return_unique=True)
     assert not unique and (pos == expected).all()   # first occurrence wins
 
 
@@ -503,28 +508,28 @@ def test_key_helpers_on_fixed_width_ids_match_a_python_reference(make_id):
     vals = pd.Series(np.repeat(rng.choice(universe, 400), rng.integers(1, 4, 400)), dtype=schema.ID)
     vals[::13] = pd.NA
     expected = _as_object_positions(vals, keys)
-    np.testing.assert_array_equal(schema.key_positions(vals, keys), expected)
-    np.testing.assert_array_equal(schema.key_isin(vals, keys), expected >= 0)
-    starts, pos = schema.key_runs(vals, keys)
+    np.testing.assert_array_equal(data_keys.key_positions(vals, keys), expected)
+    np.testing.assert_array_equal(data_keys.key_isin(vals, keys), expected >= 0)
+    starts, pos = data_keys.key_runs(vals, keys)
     assert starts[0] == 0 and (np.diff(starts) > 0).all() and len(starts) < len(vals)   # runs of one id
     np.testing.assert_array_equal(np.repeat(pos, np.diff(np.r_[starts, len(vals)])), expected)
     dup_keys = pd.concat([keys, keys.iloc[[5, 0, 7]]], ignore_index=True)
-    pos, unique = schema.key_positions(vals, dup_keys, return_unique=True)
+    pos, unique = data_keys.key_positions(vals, dup_keys, return_unique=True)
     assert not unique and (pos == expected).all()
     with_na = keys.copy()
     with_na[3] = pd.NA
-    np.testing.assert_array_equal(schema.key_positions(vals, with_na), _as_object_positions(vals, with_na))
+    np.testing.assert_array_equal(data_keys.key_positions(vals, with_na), _as_object_positions(vals, with_na))
     # lines stored order by order, in the keys' own order (the no-look-up case)
     in_order = pd.Series(np.repeat(keys.to_numpy(object), rng.integers(1, 4, len(keys))), dtype=schema.ID)
-    pos, unique = schema.key_positions(in_order, keys, return_unique=True)
+    pos, unique = data_keys.key_positions(in_order, keys, return_unique=True)
     assert unique and (pos == _as_object_positions(in_order, keys)).all()
     keys2 = keys.copy()
     keys2[20] = keys[5]                       # a repeated key: its first occurrence must win
     in_order2 = pd.Series(np.repeat(keys2.to_numpy(object), 2), dtype=schema.ID)
-    pos, unique = schema.key_positions(in_order2, keys2, return_unique=True)
+    pos, unique = data_keys.key_positions(in_order2, keys2, return_unique=True)
     assert not unique and (pos == _as_object_positions(in_order2, keys2)).all() and pos[40] == 5
     for sort in (True, False):
-        codes, uniques = schema.key_codes(vals, sort=sort)
+        codes, uniques = data_keys.key_codes(vals, sort=sort)
         ref_codes, ref_uniques = pd.factorize(vals.astype(object), sort=sort, use_na_sentinel=True)
         np.testing.assert_array_equal(codes, ref_codes)
         assert list(uniques) == list(ref_uniques) and uniques.dtype == schema.ID
@@ -532,14 +537,14 @@ def test_key_helpers_on_fixed_width_ids_match_a_python_reference(make_id):
 
 def test_int_keys_are_exact_and_ordered_like_the_text():
     ids = pd.Series(["C0012", "C0003", None, "C0120", "C0012", "D0012"], dtype=schema.ID)
-    (ints, valid), = schema._int_keys(ids.array._pa_array)
+    (ints, valid), = data_keys.int_keys(ids.array.__arrow_array__())
     assert valid.tolist() == [True, True, False, True, True, True]
     present = ids.dropna().tolist()
     order_by_int = [present[i] for i in np.argsort(ints[valid], kind="stable")]
     assert order_by_int == sorted(present)
     assert len(set(ints[valid].tolist())) == len(set(present))
-    assert schema._int_keys(pd.Series(["a1", "b22"], dtype=schema.ID).array._pa_array) is None   # widths differ
-    assert schema._int_keys(pd.Series(["123456789", "234567890"], dtype=schema.ID).array._pa_array) is None  # 9 bytes vary
+    assert data_keys.int_keys(pd.Series(["a1", "b22"], dtype=schema.ID).array.__arrow_array__()) is None   # widths differ
+    assert data_keys.int_keys(pd.Series(["123456789", "234567890"], dtype=schema.ID).array.__arrow_array__()) is None  # 9 bytes vary
 
 
 # --------------------------------------------------------------------------- column projection
@@ -604,7 +609,7 @@ def test_duplicated_on_integer_codes_matches_pandas():
     df = df.sort_values("a", kind="stable").reset_index(drop=True)  # runs of equal ids, as order lines
     for cols in (["a"], ["a", "b"], ["a", "b", "c", "d"], ["c"], ["d"]):
         for keep in ("first", "last", False):
-            got = schema.duplicated(df, cols, keep=keep)
+            got = data_keys.duplicated(df, cols, keep=keep)
             assert (got == df.duplicated(cols, keep=keep).to_numpy()).all(), (cols, keep)
 
 

@@ -15,6 +15,7 @@ from ecrm_research import segmentation as seg
 from ecrm_research.exceptions import ParameterError
 from ecrm_research.paths import MAPPINGS_DIR
 from ecrm_research.prep import customers as prep_customers
+from ecrm_research.segmentation.k_selection import silhouette_scores
 
 
 # --------------------------------------------------------------------------- hand-made RFM
@@ -228,14 +229,14 @@ def test_silhouette_of_several_labellings_equals_scikit_learn():
     labels = [KMeans(k, n_init=2, random_state=0).fit_predict(X) for k in range(2, 7)]
     labels.append(np.r_[np.zeros(len(X) - 1, int), [5]])  # a cluster of one row scores 0, as in sklearn
     labels.append(rng.integers(0, 4, len(X)) * 10 - 7)  # arbitrary label values
-    got = seg._silhouette_scores(X, labels, sample_size=None, random_state=None)
+    got = silhouette_scores(X, labels, sample_size=None, random_state=None)
     ref = [silhouette_score(X, lab) for lab in labels]
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
     assert got[-1] < 0.05 < got[1]  # random labels score ~0, the planted three clusters high
 
     sampled = labels[:5]
-    got = seg._silhouette_scores(X, sampled, sample_size=500, random_state=7)
+    got = silhouette_scores(X, sampled, sample_size=500, random_state=7)
     ref = [silhouette_score(X, lab, sample_size=500, random_state=7) for lab in sampled]
     np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
     with pytest.raises(ValueError, match="Number of labels is 1"):
-        seg._silhouette_scores(X, [np.zeros(len(X), int)], sample_size=None, random_state=None)
+        silhouette_scores(X, [np.zeros(len(X), int)], sample_size=None, random_state=None)

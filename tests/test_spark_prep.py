@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import skip_or_fail
+from table_checks import RTOL, assert_same_table
 
 from ecrm_research import survival
 from ecrm_research.data import io, quality, schema
@@ -32,8 +33,7 @@ if importlib.util.find_spec("pyspark") is None:  # pragma: no cover - depends on
     skip_or_fail("pyspark is not installed (pip install pyspark; needs Java 17+)")
 
 from ecrm_research.prep import spark as spark_prep  # noqa: E402 - after the skip
-
-RTOL = 1e-9
+from ecrm_research.prep.spark.gaps import numpy_linear_quantile  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +66,7 @@ def spark_clean(spark, sample_dir) -> spark_prep.SparkCleanResult:
 
 def assert_same_frame(got: pd.DataFrame, want: pd.DataFrame) -> None:
     """Same columns, dtypes, row order; exact for everything but floats (rtol 1e-9)."""
-    pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=RTOL, atol=0)
+    assert_same_table(got, want, rtol=RTOL)
 
 
 def max_rel_diff(got: pd.DataFrame, want: pd.DataFrame) -> float:
@@ -145,9 +145,9 @@ def test_sample_inactivity_suggestion_identical(spark_clean, pandas_clean):
         prep_orders.suggest_inactivity_days(gaps, 0.9, round_to=1)
     days = np.sort(gaps.to_numpy())
     for q in np.linspace(0, 1, 41):  # numpy's interpolation, to the last bit
-        assert spark_prep._numpy_linear_quantile(days, 0, len(days), q) == np.quantile(days, q)
+        assert numpy_linear_quantile(days, 0, len(days), q) == np.quantile(days, q)
     start = len(days) // 2 - 5  # from a slice, as the bracket gives it
-    assert spark_prep._numpy_linear_quantile(days[start:], start, len(days), 0.5) == np.quantile(days, 0.5)
+    assert numpy_linear_quantile(days[start:], start, len(days), 0.5) == np.quantile(days, 0.5)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ import pandas as pd
 
 from ..exceptions import SchemaError
 from . import schema
+from .dataset import load_dataset
+from .keys import duplicated, key_isin, key_positions
 
 REASONS: tuple[str, ...] = (
     "orphan_key", "missing_customer", "cancelled", "nonpositive_quantity", "nonpositive_price",
@@ -236,10 +238,10 @@ def _content_columns(df: pd.DataFrame, table: str) -> list[str]:
 def _duplicate_rows(df: pd.DataFrame, table: str, cache: dict | None = None) -> pd.Series:
     """Exact copies of an earlier row (first copy not marked)."""
     cols = _content_columns(df, table)
-    # integer codes per column (schema.duplicated); object columns holding lists do not hash,
+    # integer codes per column (keys.duplicated); object columns holding lists do not hash,
     # so fall back to their text
     try:
-        return pd.Series(schema.duplicated(df, cols, keep="first", cache=cache), index=df.index)
+        return pd.Series(duplicated(df, cols, keep="first", cache=cache), index=df.index)
     except TypeError:
         return df[cols].astype(str).duplicated(keep="first")
 
@@ -247,7 +249,7 @@ def _duplicate_rows(df: pd.DataFrame, table: str, cache: dict | None = None) -> 
 def _order_positions(tables: Mapping[str, pd.DataFrame], memo: dict) -> np.ndarray:
     """Row of each order line's order in ``orders`` (-1: none), computed once per clean."""
     if "order_pos" not in memo:
-        memo["order_pos"] = schema.key_positions(tables["order_items"]["order_id"], tables["orders"]["order_id"])
+        memo["order_pos"] = key_positions(tables["order_items"]["order_id"], tables["orders"]["order_id"])
     return memo["order_pos"]
 
 
@@ -319,7 +321,7 @@ def _quality_report(tables: Mapping[str, pd.DataFrame], codes: set[str], memo: d
                             "share": float(n) / len(df) if len(df) else 0.0})
         key = list(spec.key) if spec else []
         cache: dict = {}  # integer codes of the columns, shared by the two duplicate checks
-        n_dup_key = int(schema.duplicated(df, key, cache=cache).sum()) if key and set(key) <= set(df.columns) else 0
+        n_dup_key = int(duplicated(df, key, cache=cache).sum()) if key and set(key) <= set(df.columns) else 0
         n_dup_row = int(_duplicate_rows(df, name, cache).sum()) if len(df.columns) else 0
         dups.append({"table": name, "key": ", ".join(key), "duplicate_keys": n_dup_key,
                      "duplicate_rows": n_dup_row})
@@ -388,7 +390,7 @@ def _non_product(tables: Mapping[str, pd.DataFrame], codes: set[str]) -> pd.Data
     items = tables.get("order_items")
     if not codes or items is None or "product_id" not in items.columns:
         return pd.DataFrame(columns=cols)
-    sel = items[schema.key_isin(items["product_id"], pd.Series(sorted(codes), dtype=schema.ID))]
+    sel = items[key_isin(items["product_id"], pd.Series(sorted(codes), dtype=schema.ID))]
     if sel.empty:
         return pd.DataFrame(columns=cols)
     g = sel.assign(revenue=sel["quantity"] * sel["unit_price"]).groupby("product_id", observed=True)
@@ -504,7 +506,7 @@ def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, 
     if policy.drop_duplicate_rows:
         conds.append(("duplicate_row", _bool(_duplicate_rows(items, "order_items"))))
     if policy.drop_non_product and codes:
-        conds.append(("non_product", schema.key_isin(items["product_id"], pd.Series(sorted(codes), dtype=schema.ID))))
+        conds.append(("non_product", key_isin(items["product_id"], pd.Series(sorted(codes), dtype=schema.ID))))
     return _reason_codes(conds, len(items))
 
 
@@ -578,7 +580,7 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
     tables = {k: v if _default_index(v) else v.reset_index(drop=True) for k, v in tables.items()}
     memo: dict = {}  # order positions and orphan masks, computed once for the report and the cleaning
     described = _quality_report(tables, codes, memo) if report else None
-    orders, items = tables["orders"], tables["order_items"]
+    orders = tables["orders"]
 
     order_reason = _order_reasons(tables, policy, memo)
     order_pos = _order_positions(tables, memo)
@@ -672,8 +674,6 @@ def prepare(data: str | Path | None = None, data_format: str | None = None, mapp
     >>> len(res.tables["order_items"])                                        # doctest: +SKIP
     397884
     """
-    from .io import load_dataset
-
     ds = load_dataset(data, data_format, mapping, **read_options)
     ds.require(("canonical", "lines"), "data-preparation")
     codes = ds.mapping.non_product_codes if ds.mapping else ()

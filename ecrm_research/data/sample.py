@@ -46,6 +46,7 @@ import json
 import math
 from collections.abc import Iterator
 from contextlib import nullcontext
+from itertools import combinations
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from .. import paths
+from ..exceptions import ParameterError
 from . import schema
 
 __all__ = ["PLANTED", "SEGMENTS", "SURVEY_ITEMS", "generate", "iter_chunks", "write_sample",
@@ -255,8 +257,6 @@ def expected_rules() -> pd.DataFrame:
     is not in the same bundle has expected lift P(non-empty) (about 0.97), not exactly 1,
     because empty basket draws are discarded.
     """
-    from itertools import combinations
-
     rows = []
     names = _PRODUCTS["product_name"].tolist()
     ids = _PRODUCTS["product_id"].tolist()
@@ -390,7 +390,8 @@ def _planted() -> dict[str, Any]:
                              "segment, channel, region, age, source, contacts do not."),
             "p_first_order_late": _P_FIRST_LATE,
             "p_member": _P_MEMBER,
-            "registration": f"uniform over the first {int(_REG_WINDOW * 100)}% of the window; first order within ~1 day",
+            "registration": (f"uniform over the first {int(_REG_WINDOW * 100)}% of the window; "
+                             "first order within ~1 day"),
             "recommended_inactivity_days": _INACTIVITY_DAYS,
             "max_segment_mean_gap_days": max(seg_gap.values()),
             "label_recipe": ("last = last completed order; event = (data end - last) > inactivity_days; "
@@ -770,18 +771,19 @@ def iter_chunks(n_customers: int = 5000, months: int = 24, seed: int = DEFAULT_S
         ``None`` (use :func:`products_table`). Ids continue across chunks.
     """
     if n_customers < 1:
-        raise ValueError(f"n_customers must be at least 1 (got {n_customers}).")
+        raise ParameterError(f"n_customers must be at least 1 (got {n_customers}).")
     if months < 3:
-        raise ValueError(f"months must be at least 3 so customers can order and churn (got {months}).")
+        raise ParameterError(f"months must be at least 3 so customers can order and churn (got {months}).")
     if chunk_size < 1:
-        raise ValueError(f"chunk_size must be positive (got {chunk_size}).")
+        raise ParameterError(f"chunk_size must be positive (got {chunk_size}).")
     t0, T = _window(start, months)
     n_chunks = math.ceil(n_customers / chunk_size)
     root = np.random.SeedSequence(seed).spawn(2)[1]
     streams = root.spawn(n_chunks)
     ctr = _Counters()
     if progress:
-        from tqdm.auto import tqdm
+        from tqdm.auto import tqdm  # lazy: tqdm.auto imports IPython to detect a notebook; only for a bar
+
         bar = tqdm(total=n_customers, unit="customer", desc="sample")
     else:
         bar = nullcontext()

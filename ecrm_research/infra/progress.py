@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from typing import Any
 
 
@@ -10,8 +11,6 @@ class Stages:
     """Stage-level progress (a tqdm bar on stderr when enabled) and the wall time of each stage."""
 
     def __init__(self, enabled: bool, total: int, desc: str = "association"):
-        import time
-
         self._clock = time.perf_counter
         self.desc = desc
         self.timings: dict[str, float] = {}
@@ -19,7 +18,7 @@ class Stages:
         self._t0 = self._clock()
         self.bar = None
         if enabled:
-            from tqdm import tqdm
+            from tqdm import tqdm  # why: only when a bar is shown (tqdm is slow-ish to import)
 
             self.bar = tqdm(total=total, desc=desc, unit="stage", file=sys.stderr, dynamic_ncols=True)
 

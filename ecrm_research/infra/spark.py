@@ -14,7 +14,6 @@ from typing import Any
 DEFAULT_SPARK_MASTER = "local[2]"
 
 
-
 #: Spark settings used for sessions this module starts (``spark_conf`` overrides them).
 SPARK_DEFAULTS = {
     "spark.ui.enabled": "false",
@@ -25,14 +24,13 @@ SPARK_DEFAULTS = {
 }
 
 
-
+#: sessions started by :func:`get_session`, by master URL
 SESSIONS: dict[str, Any] = {}
-
 
 
 def get_session(master: str | None, conf: Mapping[str, str] | None = None) -> Any:
     """A SparkSession for ``master`` (started once per process and reused)."""
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession  # why: optional, heavy (JVM); see the module docstring
 
     master = master or DEFAULT_SPARK_MASTER
     s = SESSIONS.get(master)

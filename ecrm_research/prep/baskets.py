@@ -7,15 +7,18 @@ import math
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..data import io, keys, quality, schema
 from ..exceptions import ParameterError
 
 
-def _period_key(ts: pd.Series, window: str) -> pd.Series:
+def period_key(ts: pd.Series, window: str) -> pd.Series:
+    """Text label of the period (``window``, a pandas frequency such as ``'M'`` or ``'30D'``) of each time."""
     try:
         return ts.dt.to_period(window).astype(str)
     except (ValueError, TypeError):
@@ -27,8 +30,8 @@ def _period_key(ts: pd.Series, window: str) -> pd.Series:
 
 
 
-def _product_labels(products: pd.DataFrame | None, ids: pd.Series, item_label: str) -> pd.Series:
-    """Map product ids to readable item labels."""
+def product_labels(products: pd.DataFrame | None, ids: pd.Series, item_label: str) -> pd.Series:
+    """Map product ids to readable item labels (names, made unique with the id; or the ids)."""
     if item_label == "id" or products is None or "product_name" not in products.columns:
         if item_label == "name":
             raise ParameterError("item_label='name' needs a products table with product_name.")
@@ -99,8 +102,6 @@ def baskets_from_orders(
     ``(ordered_at, basket_id)`` give, in a fraction of their time and memory (figures in
     ``benchmarks/README.md``).
     """
-    from ..data import schema  # imported lazily, as io and quality
-
     for t in ("orders", "order_items"):
         if t not in tables:
             raise ParameterError(f"baskets_from_orders: table '{t}' missing; have {sorted(tables)}.")
@@ -116,7 +117,7 @@ def baskets_from_orders(
         raise ParameterError("item_level='category' needs a products table with a category column.")
 
     # the lines that are purchases in a kept order, in their order in the table
-    pos = schema.key_positions(lines["order_id"], orders["order_id"])  # row of each line's order; -1: none
+    pos = keys.key_positions(lines["order_id"], orders["order_id"])  # row of each line's order; -1: none
     keep = pos >= 0
     if statuses is not None:
         keep &= _status_in(orders["status"], statuses)[np.maximum(pos, 0)]
@@ -135,7 +136,7 @@ def baskets_from_orders(
         cat = products.drop_duplicates("product_id").set_index("product_id")["category"].astype("string")
         labels = ids.map(cat).fillna("(no category)").astype(str)
     else:
-        labels = _product_labels(products, ids, item_label)
+        labels = product_labels(products, ids, item_label)
     lcodes, item_labels = pd.factorize(np.asarray(labels, dtype=object))
     code_of_product = np.full(len(puniq), -1, dtype=np.int64)
     code_of_product[used] = lcodes
@@ -156,7 +157,7 @@ def baskets_from_orders(
         oused = oused[~na_cust[oused]]
         okey = cust.iloc[oused]
         if window:
-            period = _period_key(orders["ordered_at"].iloc[oused], window).to_numpy(dtype=object)
+            period = period_key(orders["ordered_at"].iloc[oused], window).to_numpy(dtype=object)
             okey = pd.Series(okey.astype(str).to_numpy(dtype=object) + "@" + period, dtype=object)
     if not isinstance(okey.dtype, pd.StringDtype):
         okey = okey.astype(str)
@@ -280,11 +281,6 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
     tables as read; the baskets are built on integer codes; each copy is freed as soon as the next
     exists. The exclusions and baskets are the same as with the whole tables.
     """
-    from ..data import (
-        io,  # imported lazily: io/quality are separate modules with their own deps
-        quality,
-    )
-
     if policy is None:
         # guest orders are still baskets; postage/fees are not products anyone cross-sells
         policy = quality.CleaningPolicy(drop_missing_customer=(basket_by == "customer"), drop_non_product=True)
@@ -364,8 +360,6 @@ def _basket_projection(data: Any, data_format: str | None, cmap: Any, policy: An
     Only the required columns are read (products whole); with ``drop_duplicate_rows`` the order
     lines are read whole, since a duplicate line is one equal on every column.
     """
-    from pathlib import Path
-
     if data_format not in (None, "canonical") or (cmap is not None and cmap.format not in (None, "canonical")):
         return None
     if data is not None and not Path(data).is_dir():
@@ -432,7 +426,8 @@ def _non_product_codes(ds: Any) -> tuple:
     return ()
 
 
-def check_long_baskets(baskets: pd.DataFrame) -> pd.DataFrame:
+def check_long_baskets(baskets: pd.DataFrame | Sequence[Iterable[str]]) -> pd.DataFrame:
+    """The long basket table (``basket_id, item``) checked, or built from a list of baskets."""
     if isinstance(baskets, pd.DataFrame):
         missing = [c for c in ("basket_id", "item") if c not in baskets.columns]
         if missing:
@@ -476,7 +471,8 @@ def baskets_from_lists(baskets: Sequence[Iterable[str]]) -> pd.DataFrame:
         if isinstance(basket, str):
             raise ParameterError(f"baskets_from_lists: basket {i} is a string ({basket!r}), not a list of items. "
                                  "Split basket lines into items first (io.read_baskets does this).")
-        seen = list(dict.fromkeys(str(x) for x in basket if x is not None and not (isinstance(x, float) and math.isnan(x))))
+        seen = list(dict.fromkeys(str(x) for x in basket
+                                  if x is not None and not (isinstance(x, float) and math.isnan(x))))
         if not seen:
             ids.append(i)
             items.append(None)

@@ -2,103 +2,33 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
-from ..exceptions import AnalysisError, SurvivalWarning
+from ..data.keys import arrow_strings, key_codes, key_isin, key_positions, key_runs
+from ..data.schema import ID
+from ..exceptions import AnalysisError
+from .churn_data import UNITS_PER_YEAR, ChurnData, finish_churn_labels
+from .rules import (
+    REGISTRATION_ATTRIBUTES,
+    RETURNED,
+    STATUS_CODES,
+    accounting_row,
+    churn_windows,
+    end_of_data,
+    mean_or_nan,
+    status_codes,
+)
 
-
-@dataclass
-class ChurnData:
-    """One row per customer, ready for survival analysis.
-
-    Attributes
-    ----------
-    frame : DataFrame
-        ``customer_id``, ``duration`` (float, in ``unit``), ``event`` (int 0/1), optional
-        ``annual_value`` (spend per year), then the covariates in their raw form (numbers,
-        booleans, categories); :func:`encode_covariates` turns them into model columns.
-    covariates : list of str
-        Covariate columns available in ``frame``.
-    unit : str
-        Unit of ``duration`` (``days``, ``weeks``, ``months``, ``years``).
-    accounting : DataFrame
-        ``step``, ``customers``, ``note``: where every input customer/row went (nothing is
-        dropped silently).
-    definition : str
-        The churn definition in words (event time, censoring point, windows).
-    as_of : Timestamp or None
-        End of the observation period for labelled data.
-    inactivity_days, covariate_window_days : int or None
-        The windows used by :func:`label_churn`.
-    """
-
-    frame: pd.DataFrame
-    covariates: list[str]
-    unit: str = "days"
-    accounting: pd.DataFrame = field(default_factory=pd.DataFrame)
-    definition: str = ""
-    as_of: pd.Timestamp | None = None
-    inactivity_days: int | None = None
-    covariate_window_days: int | None = None
-    duration_col: str = "duration"
-    event_col: str = "event"
-    id_col: str = "customer_id"
-
-    @property
-    def n_customers(self) -> int:
-        return int(len(self.frame))
-
-    @property
-    def n_events(self) -> int:
-        return int(self.frame[self.event_col].sum())
-
-    def censoring_summary(self) -> pd.DataFrame:
-        """Customers, churners (events), censored and follow-up quantiles, as a tidy table."""
-        d = self.frame[self.duration_col]
-        e = self.frame[self.event_col]
-        rows = [("customers", len(d)), ("churned (event)", int(e.sum())),
-                ("right-censored (still active at the end of data)", int((e == 0).sum())),
-                ("churn share", float(e.mean()) if len(e) else np.nan),
-                (f"median follow-up ({self.unit})", float(d.median()) if len(d) else np.nan),
-                (f"max follow-up ({self.unit})", float(d.max()) if len(d) else np.nan)]
-        if self.as_of is not None:
-            rows.append(("end of data (as_of)", str(pd.Timestamp(self.as_of).date())))
-        if self.inactivity_days is not None:
-            rows.append(("inactivity window (days)", self.inactivity_days))
-        return pd.DataFrame(rows, columns=["statistic", "value"])
-
-
-
-def _accounting_row(step: str, customers: int, note: str) -> dict[str, Any]:
-    return {"step": step, "customers": int(customers), "note": note}
-
-
-
-def _status_code(status: pd.Series) -> np.ndarray:
-    """0 = other/missing, 1 = completed, 2 = returned; a categorical is decoded via its categories."""
-    if isinstance(status.dtype, pd.CategoricalDtype):
-        cats = pd.Series(status.cat.categories.astype("string"))
-        lut = np.r_[np.select([cats.eq("completed").fillna(False).to_numpy(bool),
-                               cats.eq("returned").fillna(False).to_numpy(bool)], [1, 2], 0), 0].astype(np.int8)
-        return lut[status.cat.codes.to_numpy()]
-    s = status.astype("string")
-    return np.select([s.eq("completed").fillna(False).to_numpy(bool), s.eq("returned").fillna(False).to_numpy(bool)],
-                     [1, 2], 0).astype(np.int8)
-
+__all__ = ["ChurnData", "UNITS_PER_YEAR", "label_churn", "prepare_customer_table", "coerce_event"]
 
 
 def _as_arrow_text(ids: pd.Series):
     """Customer ids as a pyarrow string array (ids held as numbers or objects are cast to text)."""
-    import pyarrow as pa
-
-    from ..data.schema import arrow_strings
-
     arr = arrow_strings(ids)
     if arr is None:
         obj = np.asarray(ids.astype(object).where(ids.notna(), None), dtype=object)
@@ -124,25 +54,6 @@ def _by_customer_then_time(code: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
     if span.bit_length() + int(code.max()).bit_length() <= 62:
         return np.argsort((code << span.bit_length()) | (rel // unit))
     return np.lexsort((t_ns, code))
-
-
-
-def _churn_windows(tables: Mapping[str, Any], inactivity_days: int, covariate_window_days: int | None
-                   ) -> tuple[int, int]:
-    """Checked windows (W, N) of :func:`label_churn` (also used by ``spark_prep.label_churn``)."""
-    if "orders" not in tables:
-        raise AnalysisError(f"Churn labelling needs the 'orders' table; have {sorted(tables)}.")
-    W = int(inactivity_days)
-    if W <= 0:
-        raise AnalysisError(f"inactivity_days must be a positive number of days, got {inactivity_days!r}.")
-    N = int(min(90, W) if covariate_window_days is None else covariate_window_days)
-    if N <= 0:
-        raise AnalysisError(f"covariate_window_days must be positive, got {covariate_window_days!r}.")
-    if N > W:
-        warnings.warn(f"covariate_window_days={N} is longer than inactivity_days={W}: behaviour measured after "
-                      f"day {W} can see a churn that has already happened (look-ahead). Use a window ≤ {W} days.",
-                      SurvivalWarning, stacklevel=4)
-    return W, N
 
 
 
@@ -204,19 +115,16 @@ def label_churn(
     * ``annual_value`` = completed spend up to ``as_of`` × 365.25 / max(``as_of`` − t₀, N)
       (annualised historical spend), used for value at risk.
     """
-    W, N = _churn_windows(tables, inactivity_days, covariate_window_days)
-    from ..data.schema import ID, key_codes, key_isin, key_positions, key_runs
-
+    W, N = churn_windows(tables, inactivity_days, covariate_window_days)
     orders = tables["orders"]
     status = orders["status"]
     ts = pd.to_datetime(orders["ordered_at"])
-    as_of = ts.max() if as_of is None else pd.Timestamp(as_of)
-    day = pd.Timedelta(days=1)
+    as_of = end_of_data(as_of, ts.max())
     acct: list[dict[str, Any]] = []
 
     # integer codes, no per-row Python: customers are coded once and every later group-by is a
     # bincount / ufunc.at over the codes (the reference implementation grouped on id strings)
-    st_low = _status_code(status)
+    st_low = status_codes(status)
     ts_ns = ts.to_numpy("datetime64[ns]").view(np.int64)
     nat = ts_ns == np.iinfo(np.int64).min
     has_cust = np.asarray(orders["customer_id"].notna(), dtype=bool)
@@ -227,12 +135,8 @@ def label_churn(
     cust_ids = pd.Series(pd.arrays.ArrowStringArray(_as_arrow_text(orders["customer_id"])))
     ccode, cuniq = key_codes(cust_ids, sort=True)
     n_dict = len(cuniq)
-    n_all = n_dict
-    if "customers" in tables:
-        reg = tables["customers"]["customer_id"].dropna()
-        reg = reg if isinstance(reg.dtype, pd.StringDtype) else reg.astype(str).astype(ID)
-        n_all += int(reg[~key_isin(reg, pd.Series(cuniq))].nunique())
-    acct.append(_accounting_row("customers in the data", n_all, "customers table ∪ customers with orders"))
+    n_all = n_dict + _registered_without_orders(tables, cuniq)
+    acct.append(accounting_row("customers in the data", n_all, "customers table ∪ customers with orders"))
     if not sel.any():
         raise AnalysisError(f"No completed orders on or before as_of={as_of.date()}: nothing to label. "
                             f"Order statuses present: {status.astype('string').value_counts().to_dict()}.")
@@ -249,13 +153,7 @@ def label_churn(
     t_all = ts_ns[rows]
     perm = _by_customer_then_time(crank, t_all)
     cs, tsrt = crank[perm], t_all[perm]
-    tie = np.flatnonzero((cs[1:] == cs[:-1]) & (tsrt[1:] == tsrt[:-1]))
-    if len(tie):  # same customer, same timestamp: order ids break the tie, as a sort on them would
-        pos_in = np.unique(np.r_[tie, tie + 1])
-        grp = np.cumsum(~np.isin(pos_in - 1, tie))  # a group starts where a position is not tied to the previous
-        sub = pd.DataFrame({"g": grp, "oid": orders["order_id"].iloc[rows[perm[pos_in]]].astype(str).to_numpy(),
-                            "p": perm[pos_in]}).sort_values(["g", "oid"], kind="mergesort")
-        perm[pos_in] = sub["p"].to_numpy()
+    _break_time_ties(perm, cs, tsrt, orders["order_id"].iloc[rows])
     drows = rows[perm]                      # orders rows of the completed orders, sorted
     cid_code = cs                           # customer (rank) per sorted completed order
     t = tsrt.view("datetime64[ns]")
@@ -289,8 +187,8 @@ def label_churn(
     lab["returned_after_churn"] = returned.astype(bool)
     lab["n_orders_total"] = n_total.astype(float)
     n_labelled = len(lab)
-    acct.append(_accounting_row("customers with a completed order on or before as_of", n_labelled,
-                                f"{n_all - n_labelled:,} customers without one are never at risk"))
+    acct.append(accounting_row("customers with a completed order on or before as_of", n_labelled,
+                               f"{n_all - n_labelled:,} customers without one are never at risk"))
 
     # behaviour window [t0, t0 + N): customers are referred to by their code (= row of lab)
     f_ns = first_at.view(np.int64)
@@ -307,10 +205,7 @@ def label_churn(
 
     def mean_by(code: np.ndarray, x: np.ndarray) -> np.ndarray:
         ok = ~np.isnan(x)
-        tot = np.bincount(code[ok], weights=x[ok], minlength=nc)
-        cnt = np.bincount(code[ok], minlength=nc)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)
+        return mean_or_nan(np.bincount(code[ok], weights=x[ok], minlength=nc), np.bincount(code[ok], minlength=nc))
 
     def col(name: str, r: np.ndarray) -> np.ndarray:
         return orders[name].iloc[r].to_numpy(dtype=float, na_value=np.nan)
@@ -325,7 +220,8 @@ def label_churn(
     # every status in the window, for the return share
     code_of_cust = rank_of_code[ccode]  # -1: no customer id, or a customer without a completed order
     rel = (st_low > 0) & ~nat & (ts_ns <= as_of.value) & in_window(code_of_cust, ts_ns)
-    cov["return_share"] = np.nan_to_num(mean_by(code_of_cust[rel], (st_low[rel] == 2).astype(float)), nan=0.0)
+    is_return = (st_low[rel] == STATUS_CODES[RETURNED]).astype(float)
+    cov["return_share"] = np.nan_to_num(mean_by(code_of_cust[rel], is_return), nan=0.0)
     sc = tables.get("service_contacts")
     if sc is not None and len(sc):
         scode = key_positions(sc["customer_id"], lab_ids)  # position in lab_ids = customer code
@@ -337,96 +233,70 @@ def label_churn(
     cov["n_orders_window"] = np.bincount(wcode, minlength=nc).astype(float)
     spend_total = np.zeros(nc)
     if "order_items" in tables and len(tables["order_items"]):
-        it = tables["order_items"]
-        # lines are summed per run of one order, runs per completed order: no per-line join array
-        starts, opos = key_runs(it["order_id"], orders["order_id"])  # run of lines -> row in orders
-        sorted_pos = np.full(len(orders) + 1, -1, dtype=np.int64)  # row in orders -> position in drows
-        sorted_pos[drows] = np.arange(len(drows))
-        ipos = sorted_pos[opos]  # opos -1 reads the last slot, -1
-        v = it["quantity"].to_numpy(dtype=float, na_value=np.nan) * it["unit_price"].to_numpy(dtype=float,
-                                                                                               na_value=np.nan)
-        run_sum = np.add.reduceat(np.where(np.isnan(v), 0.0, v), starts)  # a line without a value adds 0
-        ok = ipos >= 0
-        per_order = np.bincount(ipos[ok], weights=run_sum[ok], minlength=len(drows))
+        per_order = _completed_order_values(tables["order_items"], orders["order_id"], drows)
         spend_total = np.bincount(cid_code, weights=per_order, minlength=nc)
         cov["spend_window"] = np.bincount(wcode, weights=per_order[win], minlength=nc)
     if "customers" in tables:
-        cust = tables["customers"]
-        cpos = key_positions(lab_ids,
-                             cust["customer_id"] if isinstance(cust["customer_id"].dtype, pd.StringDtype)
-                             else cust["customer_id"].astype(str))
-        for c in ("is_member", "channel", "region", "age_band", "acquisition_source"):
-            if c in cust.columns and cust[c].notna().any():
-                s = cust[c].iloc[np.maximum(cpos, 0)].reset_index(drop=True) if len(cust) else cust[c]
-                s.index = cov.index
-                s = s.where(pd.Series(cpos >= 0, index=cov.index)) if (cpos < 0).any() else s
-                if c == "is_member":
-                    s = s.astype("boolean")
-                elif isinstance(s.dtype, pd.CategoricalDtype):
-                    s = s.cat.remove_unused_categories()
-                else:
-                    s = s.astype(object).where(s.notna(), np.nan)
-                cov[c] = s
+        _add_registration_attributes(cov, tables["customers"], lab_ids)
     if "channel" not in cov.columns and "channel" in orders.columns and orders["channel"].iloc[drows].notna().any():
         cov["channel"] = orders["channel"].iloc[drows[first_mask]].astype(object).to_numpy()
 
-    return _finish_labels(lab, cov, spend_total, acct, as_of=as_of, W=W, N=N)
+    return finish_churn_labels(lab, cov, spend_total, acct, as_of=as_of, W=W, N=N)
 
 
+def _registered_without_orders(tables: Mapping[str, pd.DataFrame], order_customers: pd.Index) -> int:
+    """Registered customers (``customers`` table) without any order."""
+    if "customers" not in tables:
+        return 0
+    reg = tables["customers"]["customer_id"].dropna()
+    reg = reg if isinstance(reg.dtype, pd.StringDtype) else reg.astype(str).astype(ID)
+    return int(reg[~key_isin(reg, pd.Series(order_customers))].nunique())
 
-def _finish_labels(lab: pd.DataFrame, cov: pd.DataFrame, spend_total: np.ndarray, acct: list[dict[str, Any]], *,
-                   as_of: pd.Timestamp, W: int, N: int) -> ChurnData:
-    """The last step of churn labelling, shared by :func:`label_churn` and
-    :func:`ecrm_research.prep.spark.label_churn`: annual value, the complete-window filter,
-    the accounting rows, the covariate list and the definition in words.
 
-    ``cov`` holds one row per row of ``lab``, in the same order (both callers build them from
-    one sorted list of customers), so its columns are attached by position, and the result
-    is built once from the filtered columns (a join on a million text ids and then a row
-    filter of the joined frame took 0.9 s at 1M customers).
-    """
-    day = pd.Timedelta(days=1)
-    if len(cov) != len(lab):
-        raise AssertionError(f"covariates for {len(cov):,} customers, labels for {len(lab):,}")
-    observed_days = ((as_of - lab["first_order_at"]) / day).clip(lower=N).to_numpy()
-    cols = {c: lab[c].array for c in lab.columns}
-    cols["spend_to_date"] = np.asarray(spend_total, dtype=float)
-    cols["annual_value"] = cols["spend_to_date"] * 365.25 / observed_days
-    cols.update({c: cov[c].array for c in cov.columns})
-    complete = (lab["first_order_at"] <= as_of - pd.Timedelta(days=N)).to_numpy()
-    n_incomplete = int((~complete).sum())
-    lab = pd.DataFrame({c: a[complete] for c, a in cols.items()}, copy=False)  # the filter copied already
-    acct.append(_accounting_row(
-        f"excluded: first order within {N} days of as_of", n_incomplete,
-        "behaviour window not yet complete; too new to judge"))
-    acct.append(_accounting_row("labelled customers", len(lab), "one row each in the analysis"))
-    acct.append(_accounting_row("churned (event = 1)", int(lab["event"].sum()),
-                                f"no completed order for {W} days"))
-    acct.append(_accounting_row("right-censored (event = 0)", int((lab["event"] == 0).sum()),
-                                f"still inside the {W}-day window at as_of={as_of.date()}"))
-    acct.append(_accounting_row("churned then returned (kept as churned)", int(lab["returned_after_churn"].sum()),
-                                "ordered again after the churning gap: a win-back"))
-    if lab.empty:
-        raise AnalysisError(f"No customer has a complete {N}-day behaviour window before as_of={as_of.date()}; "
-                            "use a shorter covariate_window_days or a later as_of.")
-    if lab["event"].sum() == 0:
-        _warn(f"No customer churned under inactivity_days={W} (data span too short?): the survival "
-              "models need events. Use a shorter window.")
-    covs = [c for c in ("first_order_late", "late_share", "return_share", "n_contacts", "mean_discount",
-                        "n_orders_window", "spend_window", "is_member", "channel", "region", "age_band",
-                        "acquisition_source") if c in lab.columns and lab[c].notna().any()]
-    absent = [c for c in cov.columns if c not in covs]
-    if absent:
-        acct.append(_accounting_row(f"covariates without any value: {', '.join(absent)}", 0,
-                                    "not recorded in these data; left out of the models"))
-    definition = (
-        f"A customer churns after {W} days without a completed order. Time starts at the first completed "
-        f"order; churn is dated at the last order before the first gap of more than {W} days plus {W} days. "
-        f"Customers still inside their {W}-day window at the end of data ({as_of.date()}) are right-censored "
-        f"there. Covariates are measured in the first {N} days after the first order (no look-ahead); "
-        f"customers whose first order is within {N} days of the end are excluded.")
-    return ChurnData(frame=lab, covariates=covs, unit="days", accounting=pd.DataFrame(acct),
-                     definition=definition, as_of=as_of, inactivity_days=W, covariate_window_days=N)
+def _break_time_ties(perm: np.ndarray, code: np.ndarray, t_ns: np.ndarray, order_ids: pd.Series) -> None:
+    """Reorder ``perm`` in place where one customer has orders at the same time: order ids break the
+    tie, as a sort on them would (``code``/``t_ns`` are already permuted; ``order_ids`` are not)."""
+    tie = np.flatnonzero((code[1:] == code[:-1]) & (t_ns[1:] == t_ns[:-1]))
+    if not len(tie):
+        return
+    pos_in = np.unique(np.r_[tie, tie + 1])
+    grp = np.cumsum(~np.isin(pos_in - 1, tie))  # a group starts where a position is not tied to the previous
+    sub = pd.DataFrame({"g": grp, "oid": order_ids.iloc[perm[pos_in]].astype(str).to_numpy(),
+                        "p": perm[pos_in]}).sort_values(["g", "oid"], kind="mergesort")
+    perm[pos_in] = sub["p"].to_numpy()
+
+
+def _completed_order_values(items: pd.DataFrame, order_ids: pd.Series, drows: np.ndarray) -> np.ndarray:
+    """Σ quantity × unit_price per completed order (``drows``: their rows in ``orders``, sorted)."""
+    # lines are summed per run of one order, runs per completed order: no per-line join array
+    starts, opos = key_runs(items["order_id"], order_ids)  # run of lines -> row in orders
+    sorted_pos = np.full(len(order_ids) + 1, -1, dtype=np.int64)  # row in orders -> position in drows
+    sorted_pos[drows] = np.arange(len(drows))
+    ipos = sorted_pos[opos]  # opos -1 reads the last slot, -1
+    v = items["quantity"].to_numpy(dtype=float, na_value=np.nan) * items["unit_price"].to_numpy(dtype=float,
+                                                                                                 na_value=np.nan)
+    run_sum = np.add.reduceat(np.where(np.isnan(v), 0.0, v), starts)  # a line without a value adds 0
+    ok = ipos >= 0
+    return np.bincount(ipos[ok], weights=run_sum[ok], minlength=len(drows))
+
+
+def _add_registration_attributes(cov: pd.DataFrame, cust: pd.DataFrame, lab_ids: pd.Series) -> None:
+    """The customers' registration attributes (:data:`~.rules.REGISTRATION_ATTRIBUTES`) as covariates."""
+    cpos = key_positions(lab_ids,
+                         cust["customer_id"] if isinstance(cust["customer_id"].dtype, pd.StringDtype)
+                         else cust["customer_id"].astype(str))
+    for c in REGISTRATION_ATTRIBUTES:
+        if c in cust.columns and cust[c].notna().any():
+            s = cust[c].iloc[np.maximum(cpos, 0)].reset_index(drop=True) if len(cust) else cust[c]
+            s.index = cov.index
+            s = s.where(pd.Series(cpos >= 0, index=cov.index)) if (cpos < 0).any() else s
+            if c == "is_member":
+                s = s.astype("boolean")
+            elif isinstance(s.dtype, pd.CategoricalDtype):
+                s = s.cat.remove_unused_categories()
+            else:
+                s = s.astype(object).where(s.notna(), np.nan)
+            cov[c] = s
 
 
 
@@ -545,7 +415,7 @@ def prepare_customer_table(
             raise AnalysisError(f"{what}={col!r} is not a column of the customer table. Columns: "
                                 f"{list(frame.columns)[:30]}. Pass duration_col= and event_col=.")
     df = frame.copy()
-    acct = [_accounting_row("rows in the customer table", len(df), "input")]
+    acct = [accounting_row("rows in the customer table", len(df), "input")]
     if id_col is None:
         cands = [c for c in df.columns if c not in (duration_col, event_col) and _looks_like_id(df[c], str(c))]
         id_col = cands[0] if cands else None
@@ -566,16 +436,16 @@ def prepare_customer_table(
         if num is not None:
             blanks = int(num.isna().sum() - df[c].isna().sum())
             df[c] = num
-            notes.append(_accounting_row(f"'{c}': numeric text converted", blanks,
+            notes.append(accounting_row(f"'{c}': numeric text converted", blanks,
                                          f"{blanks:,} blank/non-numeric value(s) became missing"))
     duration = pd.to_numeric(df[duration_col], errors="coerce").astype(float)
     event = coerce_event(df[event_col], event_col)
     acct.extend(notes)
     bad = duration.isna() | event.isna()
-    acct.append(_accounting_row("dropped: missing duration or event", int(bad.sum()),
+    acct.append(accounting_row("dropped: missing duration or event", int(bad.sum()),
                                 f"{duration_col} or {event_col} empty"))
     nonpos = ~bad & (duration <= 0)
-    acct.append(_accounting_row(f"dropped: {duration_col} ≤ 0", int(nonpos.sum()),
+    acct.append(accounting_row(f"dropped: {duration_col} ≤ 0", int(nonpos.sum()),
                                 "joined in the current period: no time at risk yet"))
     keep = ~(bad | nonpos)
     out = pd.DataFrame({"customer_id": ids[keep].to_numpy(), "duration": duration[keep].to_numpy(),
@@ -588,21 +458,12 @@ def prepare_customer_table(
     for c in covariates:
         out[c] = df.loc[keep, c].to_numpy() if not isinstance(df[c].dtype, pd.CategoricalDtype) \
             else df.loc[keep, c].reset_index(drop=True).to_numpy()
-    acct.append(_accounting_row("customers analysed", len(out), "one row each"))
-    acct.append(_accounting_row("churned (event = 1)", int(out["event"].sum()), f"{event_col} = yes"))
-    acct.append(_accounting_row("right-censored (event = 0)", int((out["event"] == 0).sum()),
+    acct.append(accounting_row("customers analysed", len(out), "one row each"))
+    acct.append(accounting_row("churned (event = 1)", int(out["event"].sum()), f"{event_col} = yes"))
+    acct.append(accounting_row("right-censored (event = 0)", int((out["event"] == 0).sum()),
                                 "still a customer at the end of data"))
     definition = (f"Customer table: '{duration_col}' ({unit}) is the time from joining to churning for churners "
                   f"('{event_col}' = yes, event) and the time observed so far for current customers "
                   f"(right-censored at the end of data).")
     return ChurnData(frame=out, covariates=list(covariates), unit=unit, accounting=pd.DataFrame(acct),
                      definition=definition)
-
-
-#: Duration units and how many of them make a year (for annualising spend and horizons).
-UNITS_PER_YEAR = {"days": 365.25, "weeks": 365.25 / 7, "months": 12.0, "years": 1.0}
-
-
-
-def _warn(message: str) -> None:
-    warnings.warn(message, SurvivalWarning, stacklevel=3)

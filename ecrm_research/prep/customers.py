@@ -2,26 +2,33 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
-from ..exceptions import AnalysisError, ParameterError, SchemaError
+from ..data.keys import key_codes, key_positions, key_runs
+from ..data.schema import require_columns
+from ..exceptions import AnalysisError, SchemaError
+from .rules import DAYS_PER_MONTH, analysis_date, category_column, mean_or_nan, spend_share, status_codes
 
-DAYS_PER_MONTH = 30.4375  # 365.25 / 12
+__all__ = ["DAYS_PER_MONTH", "RFM_COLUMNS", "resolve_as_of", "rfm_table", "rfm_frame", "rate_features",
+           "customer_features"]
+
+#: the columns RFM and the customer features read, per table (both engines check them)
+RFM_COLUMNS = {"orders": ("order_id", "customer_id", "ordered_at", "status"),
+               "order_items": ("order_id", "quantity", "unit_price")}
 
 
-
-def _require_columns(df: pd.DataFrame, table: str, cols: Iterable[str]) -> None:
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise SchemaError(
-            f"{table}: column(s) {missing} missing for the segmentation analysis; columns present: "
-            f"{list(df.columns)[:20]}. Pass the cleaned canonical tables (quality.prepare(...)[1].tables).",
-            source=table, column=missing[0])
+def require_rfm_columns(columns_of: dict[str, list], engine: str) -> None:
+    """Raise :class:`SchemaError` when a table lacks a column of :data:`RFM_COLUMNS` (``columns_of``:
+    table → its columns)."""
+    for table, needed in RFM_COLUMNS.items():
+        require_columns(columns_of[table], table, table, required=needed,
+                        hint=f"RFM and the customer features need them ({engine} engine). Pass the cleaned "
+                             "canonical tables (prep.engine(...).prepare(...)[1].tables).")
 
 
 
@@ -40,31 +47,13 @@ def resolve_as_of(orders: pd.DataFrame, as_of: str | pd.Timestamp | None = None)
     Timestamp
         Normalised to midnight.
     """
-    if as_of is not None:
-        try:
-            return pd.Timestamp(as_of).normalize()
-        except (ValueError, TypeError) as exc:
-            raise ParameterError(f"as_of={as_of!r} is not a date; use e.g. '2011-12-10'.") from exc
-    if len(orders) == 0:
-        raise AnalysisError("orders is empty: there is nothing to segment.")
-    return pd.Timestamp(orders["ordered_at"].max()).normalize() + pd.Timedelta(days=1)
+    if as_of is not None or len(orders) == 0:
+        return analysis_date(as_of, None)
+    return analysis_date(None, pd.Timestamp(orders["ordered_at"].max()))
 
 
 
 _DAY_NS = 86_400 * 10**9
-
-
-
-def _status_codes(status: pd.Series) -> np.ndarray:
-    """0 = other, 1 = completed, 2 = returned (case-insensitive); categoricals via their categories."""
-    if isinstance(status.dtype, pd.CategoricalDtype):
-        cats = pd.Series(status.cat.categories.astype("string")).str.lower()
-        lut = np.r_[np.select([cats.eq("completed").fillna(False).to_numpy(bool),
-                               cats.eq("returned").fillna(False).to_numpy(bool)], [1, 2], 0), 0].astype(np.int8)
-        return lut[status.cat.codes.to_numpy()]  # code -1 (missing) takes the last slot, 0
-    low = status.astype("string").str.lower()
-    return np.select([low.eq("completed").fillna(False).to_numpy(bool), low.eq("returned").fillna(False).to_numpy(bool)],
-                     [1, 2], 0).astype(np.int8)
 
 
 
@@ -110,18 +99,15 @@ class _OrderCore:
 def _order_core(orders: pd.DataFrame, order_items: pd.DataFrame, as_of: pd.Timestamp) -> _OrderCore:
     """Vectorised core of :func:`rfm_table`: one pass over the order lines, integer keys only.
 
-    The order-line → order join is :func:`schema.key_runs` (done once; a sort-merge on
+    The order-line → order join is :func:`keys.key_runs` (done once; a sort-merge on
     integers for fixed-width ids), per run of lines of one order; lines are summed per run
     (``numpy.add.reduceat``) and runs per order and customer with ``numpy.bincount``, so no
     per-line position array is built and peak memory stays at a few float arrays of the
     order-line length.
     """
-    from ..data.schema import key_codes, key_runs
-
-    _require_columns(orders, "orders", ["order_id", "customer_id", "ordered_at", "status"])
-    _require_columns(order_items, "order_items", ["order_id", "quantity", "unit_price"])
+    require_rfm_columns({"orders": list(orders.columns), "order_items": list(order_items.columns)}, "pandas")
     ts = pd.to_datetime(orders["ordered_at"]).to_numpy("datetime64[ns]").view(np.int64)
-    st = _status_codes(orders["status"])
+    st = status_codes(orders["status"])
     sel = np.asarray(orders["customer_id"].notna(), dtype=bool) & (st > 0) & (ts < as_of.value)
     sel &= ts != np.iinfo(np.int64).min  # NaT
     rows = np.flatnonzero(sel)
@@ -185,27 +171,41 @@ def _rfm_from_core(c: _OrderCore, as_of: pd.Timestamp) -> tuple[pd.DataFrame, np
     if len(names) > 1 and not isinstance(c.uniques.dtype, pd.StringDtype):
         # text ids are coded in text order already (key_codes(sort=True)); ids of other
         # types (numbers) are sorted here as text, like the id strings of the output
-        import pyarrow as pa
-        import pyarrow.compute as pc
-
         order = pc.sort_indices(pa.array(names, type=pa.string())).to_numpy()  # stable, code-point order
         codes, names = codes[order], names[order]
+    return rfm_frame(names, first[codes], last[codes], freq[codes], money[codes], ret[codes], as_of), codes
+
+
+def rfm_frame(customer_ids: np.ndarray, first_ns: np.ndarray, last_ns: np.ndarray, frequency: np.ndarray,
+              monetary: np.ndarray, returned_value: np.ndarray, as_of: pd.Timestamp) -> pd.DataFrame:
+    """The RFM table from per-customer sums (both engines): whole days from the first/last completed
+    order's day to ``as_of``; ``first_ns``/``last_ns`` are nanoseconds since the epoch."""
     day0 = as_of.value
-    first_c, last_c = first[codes], last[codes]
     rfm = pd.DataFrame({
-        "customer_id": names,
-        "recency_days": (day0 - (last_c // _DAY_NS) * _DAY_NS) // _DAY_NS,
-        "frequency": freq[codes].astype("int64"),
-        "monetary": money[codes],
-        "tenure_days": (day0 - (first_c // _DAY_NS) * _DAY_NS) // _DAY_NS,
-        "first_order_at": first_c.view("datetime64[ns]"),
-        "last_order_at": last_c.view("datetime64[ns]"),
-        "returned_value": ret[codes],
+        "customer_id": customer_ids,
+        "recency_days": (day0 - (last_ns // _DAY_NS) * _DAY_NS) // _DAY_NS,
+        "frequency": np.asarray(frequency).astype("int64"),
+        "monetary": monetary,
+        "tenure_days": (day0 - (first_ns // _DAY_NS) * _DAY_NS) // _DAY_NS,
+        "first_order_at": first_ns.view("datetime64[ns]"),
+        "last_order_at": last_ns.view("datetime64[ns]"),
+        "returned_value": returned_value,
     })
     rfm["recency_days"] = rfm["recency_days"].astype("int64")
     rfm["tenure_days"] = rfm["tenure_days"].astype("int64")
     rfm.attrs["as_of"] = as_of
-    return rfm, codes
+    return rfm
+
+
+def rate_features(rfm: pd.DataFrame) -> pd.DataFrame:
+    """The first feature columns (both engines): ``customer_id, recency_days, frequency, monetary,
+    tenure_days, orders_per_month, mean_order_value`` (definitions in :func:`customer_features`)."""
+    feats = rfm[["customer_id", "recency_days", "frequency", "monetary", "tenure_days"]].copy()
+    span_days = (rfm["last_order_at"] - rfm["first_order_at"]).dt.total_seconds() / 86400.0
+    span_months = np.maximum(span_days, 1.0) / DAYS_PER_MONTH
+    feats["orders_per_month"] = ((feats["frequency"] - 1) / span_months).where(feats["frequency"] >= 2)
+    feats["mean_order_value"] = feats["monetary"] / feats["frequency"]
+    return feats
 
 
 
@@ -239,7 +239,7 @@ def rfm_table(orders: pd.DataFrame, order_items: pd.DataFrame,
     orders; monetary = Σ quantity × unit_price over completed orders' lines + Σ of negative
     lines of returned orders. Cancelled orders never count.
 
-    Scale: one join of the order lines on ``order_id`` (:func:`schema.key_positions`) and then integer group-bys
+    Scale: one join of the order lines on ``order_id`` (:func:`keys.key_positions`) and then integer group-bys
     (``numpy.bincount``); about 3 float arrays of the order-line length are alive at the peak.
     ``benchmarks/bench_prep.py`` compares it with a DuckDB query on 10 million lines.
     """
@@ -285,11 +285,7 @@ def customer_features(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp
                             "Choose a later as_of or check the order statuses.")
     rfm, codes = _rfm_from_core(core, as_of)
     nc = len(core.uniques)
-    feats = rfm[["customer_id", "recency_days", "frequency", "monetary", "tenure_days"]].copy()
-    span_days = (rfm["last_order_at"] - rfm["first_order_at"]).dt.total_seconds() / 86400.0
-    span_months = np.maximum(span_days, 1.0) / DAYS_PER_MONTH
-    feats["orders_per_month"] = ((feats["frequency"] - 1) / span_months).where(feats["frequency"] >= 2)
-    feats["mean_order_value"] = feats["monetary"] / feats["frequency"]
+    feats = rate_features(rfm)
 
     done = core.completed
     dcust = core.cust[done]
@@ -297,10 +293,8 @@ def customer_features(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp
     def mean_by_customer(x: np.ndarray) -> np.ndarray:
         """Mean of x over each customer's completed orders, NaN values skipped (all NaN → NaN)."""
         ok = ~np.isnan(x)
-        tot = np.bincount(dcust[ok], weights=x[ok], minlength=nc)
-        cnt = np.bincount(dcust[ok], minlength=nc)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(cnt > 0, tot / np.maximum(cnt, 1), np.nan)[codes]
+        return mean_or_nan(np.bincount(dcust[ok], weights=x[ok], minlength=nc),
+                           np.bincount(dcust[ok], minlength=nc))[codes]
 
     feats["basket_size"] = mean_by_customer(core.units[done])
     done_rows = core.rows[done]
@@ -319,38 +313,44 @@ def customer_features(tables: dict[str, pd.DataFrame], as_of: str | pd.Timestamp
 
     products = tables.get("products")
     if top_categories and products is not None and "category" in products and products["category"].notna().any():
-        from ..data.schema import key_positions
-
-        # positive lines of completed orders, with their category ('unknown' when not known)
-        lo = core.line_order
-        qty = items["quantity"].to_numpy(dtype=float, na_value=np.nan)
-        sel = np.flatnonzero(lo >= 0)
-        sel = sel[done[lo[sel]] & (qty[sel] > 0)]
-        ppos = key_positions(items["product_id"].iloc[sel], products["product_id"])
-        pcat = products["category"].astype("string")
-        cat_codes, cat_names = pd.factorize(pcat)
-        cat_names = pd.Index(cat_names.astype(object))
-        if (cat_codes < 0).any() or (ppos < 0).any():
-            cat_names = cat_names.append(pd.Index(["unknown"])) if "unknown" not in cat_names else cat_names
-        unknown = cat_names.get_loc("unknown") if "unknown" in cat_names else -1
-        line_cat = np.where(ppos >= 0, cat_codes[np.maximum(ppos, 0)] if len(cat_codes) else -1, -1)
-        line_cat = np.where(line_cat >= 0, line_cat, unknown)
-        val = core.line_value[sel]
-        ok = ~np.isnan(val)
-        lcust = core.cust[lo[sel]]
-        totals = np.bincount(line_cat[ok], weights=val[ok], minlength=len(cat_names))
-        present = np.bincount(line_cat, minlength=len(cat_names)) > 0
-        by_cat = pd.Series(totals[present], index=cat_names[present]).sort_index()
-        top = by_cat.sort_values(ascending=False).head(top_categories).index
-        spend_all = np.bincount(lcust[ok], weights=val[ok], minlength=nc)
-        has_line = np.bincount(lcust, minlength=nc) > 0
-        for cat in top:
-            k = cat_names.get_loc(cat)
-            mk = ok & (line_cat == k)
-            spend = np.bincount(lcust[mk], weights=val[mk], minlength=nc)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                share = np.where(has_line & (spend_all != 0), spend / np.where(spend_all != 0, spend_all, 1.0), np.nan)
-            col = "cat_" + re.sub(r"\W+", "_", str(cat).strip().lower()).strip("_")
-            feats[col] = np.nan_to_num(share[codes], nan=0.0)
+        for col, share in _category_shares(core, items, products, top_categories).items():
+            feats[col] = share[codes]
     feats.attrs["as_of"] = as_of
     return feats
+
+
+def _category_shares(core: _OrderCore, items: pd.DataFrame, products: pd.DataFrame, top_categories: int
+                     ) -> dict[str, np.ndarray]:
+    """``cat_<name>`` → share of positive spend per customer code, for the top categories by spend."""
+    nc = len(core.uniques)
+    done = core.completed
+    # positive lines of completed orders, with their category ('unknown' when not known)
+    lo = core.line_order
+    qty = items["quantity"].to_numpy(dtype=float, na_value=np.nan)
+    sel = np.flatnonzero(lo >= 0)
+    sel = sel[done[lo[sel]] & (qty[sel] > 0)]
+    ppos = key_positions(items["product_id"].iloc[sel], products["product_id"])
+    pcat = products["category"].astype("string")
+    cat_codes, cat_names = pd.factorize(pcat)
+    cat_names = pd.Index(cat_names.astype(object))
+    if (cat_codes < 0).any() or (ppos < 0).any():
+        cat_names = cat_names.append(pd.Index(["unknown"])) if "unknown" not in cat_names else cat_names
+    unknown = cat_names.get_loc("unknown") if "unknown" in cat_names else -1
+    line_cat = np.where(ppos >= 0, cat_codes[np.maximum(ppos, 0)] if len(cat_codes) else -1, -1)
+    line_cat = np.where(line_cat >= 0, line_cat, unknown)
+    val = core.line_value[sel]
+    ok = ~np.isnan(val)
+    lcust = core.cust[lo[sel]]
+    totals = np.bincount(line_cat[ok], weights=val[ok], minlength=len(cat_names))
+    present = np.bincount(line_cat, minlength=len(cat_names)) > 0
+    by_cat = pd.Series(totals[present], index=cat_names[present]).sort_index()
+    top = by_cat.sort_values(ascending=False).head(top_categories).index
+    spend_all = np.bincount(lcust[ok], weights=val[ok], minlength=nc)
+    has_line = np.bincount(lcust, minlength=nc) > 0
+    shares = {}
+    for cat in top:
+        k = cat_names.get_loc(cat)
+        mk = ok & (line_cat == k)
+        spend = np.bincount(lcust[mk], weights=val[mk], minlength=nc)
+        shares[category_column(cat)] = spend_share(spend, spend_all, has_line)
+    return shares

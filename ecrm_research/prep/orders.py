@@ -5,27 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..data.keys import key_codes, key_positions
 from ..exceptions import AnalysisError
+from .rules import COMPLETED, STATUS_CODES, status_codes
 
-
-def _completed_mask(status: pd.Series) -> np.ndarray:
-    """``status == 'completed'`` as a bool array (a categorical is compared on its categories)."""
-    if isinstance(status.dtype, pd.CategoricalDtype):
-        hit = np.asarray(status.cat.categories.astype(str) == "completed", dtype=bool)
-        codes = status.cat.codes.to_numpy()
-        return np.r_[hit, False][codes]  # code -1 (missing) reads the last slot
-    return np.asarray((status.astype("string") == "completed").fillna(False), dtype=bool)
-
+__all__ = ["CompletedOrders", "purchase_gaps", "suggest_inactivity_days"]
 
 
 def _completed_orders(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     orders = tables["orders"]
-    done = orders[_completed_mask(orders["status"])]
+    done = orders[status_codes(orders["status"]) == STATUS_CODES[COMPLETED]]
     if done.empty:
         raise AnalysisError("No completed orders in the data: nothing to describe. "
                             f"Order statuses present: {orders['status'].value_counts().to_dict()}.")
     return done
-
 
 
 class CompletedOrders:
@@ -36,8 +29,6 @@ class CompletedOrders:
     """
 
     def __init__(self, tables: dict[str, pd.DataFrame], *, values: bool = True):
-        from ..data.schema import key_codes, key_positions
-
         done = _completed_orders(tables)
         self.orders = done
         self.n = len(done)
@@ -51,10 +42,10 @@ class CompletedOrders:
             items = tables["order_items"]
             pos = key_positions(items["order_id"], done["order_id"])
             self.items_pos = pos
-            v = items["quantity"].to_numpy(float, na_value=np.nan) * items["unit_price"].to_numpy(float, na_value=np.nan)
+            v = (items["quantity"].to_numpy(float, na_value=np.nan)
+                 * items["unit_price"].to_numpy(float, na_value=np.nan))
             ok = (pos >= 0) & ~np.isnan(v)
             self.value = np.bincount(pos[ok], weights=v[ok], minlength=self.n)
-
 
 
 def purchase_gaps(tables: dict[str, pd.DataFrame]) -> pd.Series:
@@ -70,7 +61,6 @@ def purchase_gaps(tables: dict[str, pd.DataFrame]) -> pd.Series:
     same = cs[1:] == cs[:-1]
     gaps = (t[1:] - t[:-1])[same] / (86400.0 * 1e9)
     return pd.Series(gaps, name="gap_days")
-
 
 
 def suggest_inactivity_days(gaps: pd.Series, quantile: float = 0.9, *, round_to: int = 30) -> int:

@@ -12,6 +12,9 @@ from __future__ import annotations
 import math
 import re
 
+import pandas as pd
+from IPython import get_ipython
+
 __all__ = ["format_float", "frame_html", "setup"]
 
 #: integer columns that are labels, not quantities: no thousands separator (2024, not 2,024)
@@ -53,11 +56,9 @@ def format_float(value: float) -> str:
 def frame_html(df) -> str:
     """HTML of a DataFrame as a notebook shows it, with thousands separators in integer columns
     that hold quantities (not ids, years, row numbers ...) and :func:`format_float` for floats."""
-    import pandas as pd
-
     try:
         formatters = {}
-        for i, (col, dtype) in enumerate(df.dtypes.items()):
+        for col, dtype in df.dtypes.items():
             if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) \
                     and not _LABEL_COLUMN.search(str(col)) and df.columns.is_unique:
                 formatters[col] = lambda v: f"{v:,}" if isinstance(v, (int,)) or hasattr(v, "__index__") else str(v)
@@ -73,10 +74,6 @@ def frame_html(df) -> str:
 def setup(max_rows: int = 30) -> None:
     """Set pandas display options for readable tables (see module docstring); in IPython, also
     show DataFrames with :func:`frame_html`."""
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        return
     pd.set_option("display.float_format", format_float)
     pd.set_option("display.max_rows", max_rows)
     pd.set_option("display.min_rows", min(max_rows, 20))
@@ -84,10 +81,6 @@ def setup(max_rows: int = 30) -> None:
     pd.set_option("display.max_colwidth", 60)
     pd.set_option("styler.format.thousands", ",")
     pd.set_option("styler.format.precision", 3)
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover
-        return
     ip = get_ipython()
     if ip is not None:
         ip.display_formatter.formatters["text/html"].for_type(pd.DataFrame, frame_html)

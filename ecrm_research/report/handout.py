@@ -19,12 +19,14 @@ from __future__ import annotations
 import ast
 import copy
 import os
+import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..exceptions import EcrmError
+from .notebooks import list_notebooks
 
 __all__ = [
     "EXERCISE_TAG",
@@ -114,8 +116,6 @@ def _tags(cell: Any) -> list[str]:
 def _title(source: str) -> str:
     """Short title of a prompt: its bold lead (``**Exercise 2: Basket size.**`` → ``Basket size``)
     or else its first line, without markdown markers and an ``Exercise N:`` prefix."""
-    import re
-
     first = next((line.strip() for line in source.splitlines() if line.strip()), "")
     bold = re.match(r"^[#>\s]*\*\*(.+?)\*\*", first)
     text = bold.group(1) if bold else re.sub(r"^[#>\s]+", "", first)
@@ -219,7 +219,7 @@ def _clean(cell: Any) -> Any:
 
 
 def _placeholder(ex: Exercise) -> Any:
-    import nbformat
+    import nbformat  # lazy: ~0.5 s of import that `ecrm --help` (which imports this module) does not need
 
     label = f"Exercise {ex.number} ({ex.title})"
     source = (f"# YOUR TURN - Exercise {ex.number}: {ex.title}\n"
@@ -262,7 +262,8 @@ def teacher_version(nb: Any, *, where: str = "notebook") -> Any:
     for ex in exercises:
         for i in ex.solution_indices:
             c = out.cells[i]
-            head = f"# SOLUTION - Exercise {ex.number}" if c.cell_type == "code" else f"**Solution - Exercise {ex.number}**"
+            head = (f"# SOLUTION - Exercise {ex.number}" if c.cell_type == "code"
+                    else f"**Solution - Exercise {ex.number}**")
             if not c.source.startswith(head):
                 c.source = f"{head}\n{c.source}" if c.cell_type == "code" else f"{head}\n\n{c.source}"
     out.metadata["ecrm_handout"] = {"version": "teacher", "exercises": len(exercises)}
@@ -290,9 +291,8 @@ def write_handouts(out_dir: str | Path, notebooks_dir: str | Path | None = None)
     HandoutError
         A notebook breaks the exercise convention (nothing is written for it or later ones).
     """
-    import nbformat
+    import nbformat  # lazy: ~0.5 s of import that `ecrm --help` (which imports this module) does not need
 
-    from .runner import list_notebooks
 
     out = Path(out_dir).expanduser().resolve()
     books = list_notebooks(notebooks_dir)

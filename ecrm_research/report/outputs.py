@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from IPython import get_ipython
+from IPython.display import Image, display
 
 from ..paths import REPORTS_DIR
 
@@ -41,10 +43,6 @@ def _jsonable(value: Any) -> Any:
 
 def _in_kernel() -> bool:
     """True inside a Jupyter kernel (papermill, JupyterLab), where figures are displayed."""
-    try:
-        from IPython import get_ipython
-    except ImportError:  # pragma: no cover - IPython comes with Jupyter
-        return False
     ip = get_ipython()
     return ip is not None and getattr(ip, "kernel", None) is not None
 
@@ -88,7 +86,8 @@ class ReportOutputs:
         csv_df = df.copy()
         for col in csv_df.columns:
             # list-valued cells (itemsets) are written as "a|b" so the CSV stays flat
-            if csv_df[col].dtype == object and csv_df[col].map(lambda v: isinstance(v, (list, tuple, frozenset, set))).any():
+            if csv_df[col].dtype == object and csv_df[col].map(
+                    lambda v: isinstance(v, (list, tuple, frozenset, set))).any():
                 csv_df[col] = csv_df[col].map(
                     lambda v: "|".join(sorted(map(str, v))) if isinstance(v, (list, tuple, frozenset, set)) else v)
         csv_df.to_csv(path, index=index, float_format="%.12g")
@@ -97,7 +96,8 @@ class ReportOutputs:
             pq.attrs = {}  # pandas stores attrs in the file; they may hold timings, so reruns would differ
             for col in pq.columns:
                 if pq[col].dtype == object and pq[col].map(lambda v: isinstance(v, (frozenset, set, tuple))).any():
-                    pq[col] = pq[col].map(lambda v: sorted(map(str, v)) if isinstance(v, (frozenset, set, tuple)) else v)
+                    pq[col] = pq[col].map(
+                        lambda v: sorted(map(str, v)) if isinstance(v, (frozenset, set, tuple)) else v)
             pq.to_parquet(self.tables_dir / f"{name}.parquet", index=index)
         return path
 
@@ -118,8 +118,7 @@ class ReportOutputs:
         if key:
             self.key_figure = f"figures/{name}.png"
         if show and _in_kernel():
-            import matplotlib.pyplot as plt
-            from IPython.display import Image, display
+            import matplotlib.pyplot as plt  # lazy: only in a kernel, where a figure is shown
 
             display(Image(data=path.read_bytes(), format="png"))
             plt.close(fig)

@@ -16,6 +16,7 @@ import base64
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -28,7 +29,8 @@ __all__ = ["PdfResult", "PdfPrinter", "DevToolsBrowser", "find_chromium", "chrom
            "INSTALL_HINT"]
 
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
-INSTALL_HINT = "install it with `apt-get install -y chromium` (or `make system-deps`) or set ECRM_CHROMIUM=/path/to/chrome"
+INSTALL_HINT = ("install it with `apt-get install -y chromium` (or `make system-deps`) "
+                "or set ECRM_CHROMIUM=/path/to/chrome")
 
 
 @dataclass
@@ -165,7 +167,7 @@ class DevToolsBrowser:
     """
 
     def __init__(self, exe: str, extra_flags: tuple[str, ...] = (), *, timeout: float = 30):
-        import websocket  # websocket-client
+        import websocket  # websocket-client: optional (test/PDF extra); lazy so a run without Chromium needs none
 
         self.timeout = timeout
         self._profile = tempfile.TemporaryDirectory(prefix="ecrm-chromium-")
@@ -233,7 +235,7 @@ class DevToolsBrowser:
         self.wait_event("Page.loadEventFired")
         self.call("Runtime.evaluate", awaitPromise=True, expression="""Promise.all([...document.images].map(i => {
             i.loading = 'eager'; return i.decode().catch(() => null); }))
-            .then(() => new Promise(r => setTimeout(r, %d)))""" % int(settle_ms))
+            .then(() => new Promise(r => setTimeout(r, """ + str(int(settle_ms)) + ")))")
 
     @property
     def alive(self) -> bool:
@@ -248,8 +250,6 @@ class DevToolsBrowser:
         graceful shutdown) and the removal is retried; a profile that still cannot be removed is
         left in the temporary folder rather than failing the run that used the browser.
         """
-        import signal
-
         try:
             if self.ws is not None:
                 self.ws.close()

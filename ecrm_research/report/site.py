@@ -172,9 +172,11 @@ def _manifest_rows(root: Path) -> list[tuple[str, str]]:
     if seeds:
         rows.append(("Seed", ", ".join(seeds)))
     git = m.get("git") or {}
-    code = f"git {git['commit'][:10]}{' (uncommitted changes)' if git.get('dirty') else ''}" if git.get("commit") else "no git"
+    dirty = " (uncommitted changes)" if git.get("dirty") else ""
+    code = f"git {git['commit'][:10]}{dirty}" if git.get("commit") else "no git"
     pk = m.get("packages") or {}
-    versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v and k in ("pandas", "scikit-learn", "lifelines", "mlxtend"))
+    shown = ("pandas", "scikit-learn", "lifelines", "mlxtend")
+    versions = ", ".join(f"{k} {v}" for k, v in pk.items() if v and k in shown)
     rows.append(("Code", f"{code}; Python {m.get('python', '?')}" + (f"; {versions}" if versions else "")))
     rows.append(("Reproduce", f"ecrm reproduce {root}"))
     return rows
@@ -197,7 +199,8 @@ def _card(root: Path, e: AnalysisEntry) -> str:
         parts.append(f'<div class="error">{_e(e.error or "failed (no message)")}</div>')
     if e.findings:
         items = "".join(
-            f'<li title="{_e(fd.get("key"))} = {_e(_format_value(fd.get("value")))}">{_e(fd.get("text") or fd.get("key"))}</li>'
+            f'<li title="{_e(fd.get("key"))} = {_e(_format_value(fd.get("value")))}">'
+            f'{_e(fd.get("text") or fd.get("key"))}</li>'
             for fd in e.findings[:MAX_FINDINGS]
         )
         more = len(e.findings) - MAX_FINDINGS

@@ -9,7 +9,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
+from lifelines.plotting import add_at_risk_counts
 from matplotlib.ticker import FuncFormatter
+from statsmodels.nonparametric.smoothers_lowess import lowess
 
 
 def plot_km(km, ax=None, *, at_risk_counts: bool = True, ci: bool = True, title: str | None = None):
@@ -36,7 +38,6 @@ def plot_km(km, ax=None, *, at_risk_counts: bool = True, ci: bool = True, title:
     ax.set_title(title or (f"Kaplan-Meier survival by {km.group_col}" if km.group_col else "Kaplan-Meier survival"))
     ax.legend(title=km.group_col, fontsize="small", loc="lower left")
     if at_risk_counts:
-        from lifelines.plotting import add_at_risk_counts
         fitters = list(km.fitters.values())
         add_at_risk_counts(*fitters, ax=ax, rows_to_show=["At risk", "Events"])
     return ax
@@ -80,8 +81,6 @@ def plot_schoenfeld(model, covariate: str, ax=None, *, max_points: int = 5000, r
     ``max_points`` events a seeded random sample is drawn and smoothed: lowess is quadratic in the
     number of points, which made this plot dominate the churn notebook at 200k customers.
     """
-    from statsmodels.nonparametric.smoothers_lowess import lowess
-
     cph = model.cph_
     resid = model.scaled_schoenfeld_residuals()
     times = model.training_df_.loc[resid.index, "_duration"].to_numpy(float)

@@ -1,0 +1,163 @@
+"""Construct scores from survey items: reverse coding, the missing-answer policy, item means."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..exceptions import DataError
+
+#: Share of a construct's items that must be answered for the construct to be scored.
+MIN_ANSWERED_SHARE = 2 / 3
+
+
+@dataclass
+class ScaleScores:
+    """Construct scores and the bookkeeping of how they were made.
+
+    Attributes
+    ----------
+    scores : DataFrame
+        One column per construct (mean of answered items; NaN when unscored), index = survey rows.
+    items : DataFrame
+        The item columns after reverse coding and out-of-range values set to missing.
+    coverage : DataFrame
+        One row per construct: ``construct, n_items, items, n_respondents, n_scored, n_unscored,
+        n_complete, min_answered`` -- nothing is lost silently.
+    scale_min, scale_max : float
+        The answer scale used for reverse coding and for rescaling to 0-100.
+    scale_inferred : bool
+        True when the scale was inferred from the observed answers.
+    reversed_items : list of str
+        Items that were reverse-coded.
+    n_out_of_range : int
+        Answers outside the stated scale, set to missing (with a warning).
+    """
+
+    scores: pd.DataFrame
+    items: pd.DataFrame
+    coverage: pd.DataFrame
+    constructs: dict[str, list[str]]
+    scale_min: float
+    scale_max: float
+    scale_inferred: bool
+    reversed_items: list[str]
+    n_out_of_range: int = 0
+
+    @property
+    def summary(self) -> pd.DataFrame:
+        return self.coverage
+
+    def rescale(self, values: Any) -> Any:
+        """Map scale values to 0-100: ``100 (x - min) / (max - min)``."""
+        return 100.0 * (values - self.scale_min) / (self.scale_max - self.scale_min)
+
+
+def reverse_code(values: pd.Series | pd.DataFrame, scale_min: float, scale_max: float):
+    """Reverse-code answers: ``x' = min + max - x`` (1..7 -> 7..1)."""
+    return scale_min + scale_max - values
+
+
+def _min_answered(k: int, share: float) -> int:
+    return max(1, int(math.ceil(k * share - 1e-9)))
+
+
+def score_constructs(frame: pd.DataFrame, constructs: Mapping[str, Sequence[str]], *,
+                     reverse_items: Sequence[str] = (), scale_min: float | None = None,
+                     scale_max: float | None = None, min_share: float = MIN_ANSWERED_SHARE) -> ScaleScores:
+    """Score constructs as the mean of their (reverse-coded) items.
+
+    Parameters
+    ----------
+    frame : DataFrame
+        Survey, one row per respondent, one numeric column per item.
+    constructs : mapping
+        Construct -> item columns.
+    reverse_items : sequence of str
+        Items to reverse-code with ``min + max - x``.
+    scale_min, scale_max : float, optional
+        Answer scale. When not given, it is inferred as the smallest and largest answer over all
+        the items (stated in the result and warned about when reverse coding depends on it).
+        Answers outside a stated scale are set to missing with a warning (e.g. 99 = "don't know").
+    min_share : float
+        Missing-answer policy: a respondent's construct score is computed when at least
+        ``ceil(min_share * k)`` of its ``k`` items are answered (default 2/3: 2 of 3, 3 of 4,
+        both of 2); otherwise it is missing. Counts are in ``coverage``.
+
+    Returns
+    -------
+    ScaleScores
+
+    Raises
+    ------
+    DataError
+        Unknown item columns or non-numeric answers.
+    """
+    all_items = list(dict.fromkeys(i for items in constructs.values() for i in items))
+    missing = [i for i in all_items if i not in frame.columns]
+    if missing:
+        raise DataError(f"survey: item column(s) {missing} of the construct mapping are not in the data. "
+                        f"Columns present: {list(frame.columns)[:30]}. Fix the construct mapping "
+                        f"(constructs=...) or the column names.", column=missing[0])
+    bad_rev = [i for i in reverse_items if i not in all_items]
+    if bad_rev:
+        raise DataError(f"reverse_items {bad_rev} are not items of any construct; items are {all_items}.",
+                        column=bad_rev[0])
+    items = pd.DataFrame(index=frame.index)
+    for col in all_items:
+        s = frame[col]
+        if not pd.api.types.is_numeric_dtype(s):
+            conv = pd.to_numeric(s, errors="coerce")
+            bad = s.notna() & conv.isna()
+            if bad.any():
+                first = s[bad].iloc[0]
+                raise DataError(f"survey: item '{col}' has {int(bad.sum()):,} non-numeric answer(s) "
+                                f"(first: {first!r}). Recode the answers as numbers (e.g. 1-7).",
+                                column=col, n_rows=int(bad.sum()), example=first)
+            s = conv
+        items[col] = s.astype("float64")
+    inferred = scale_min is None or scale_max is None
+    obs_min, obs_max = float(np.nanmin(items.values)), float(np.nanmax(items.values))
+    lo = obs_min if scale_min is None else float(scale_min)
+    hi = obs_max if scale_max is None else float(scale_max)
+    if hi <= lo:
+        raise DataError(f"survey: the answer scale [{lo}, {hi}] is empty; pass scale_min/scale_max.")
+    n_oor = 0
+    if not inferred:
+        oor = (items < lo) | (items > hi)
+        n_oor = int(oor.values.sum())
+        if n_oor:
+            first_col = oor.any()[lambda s: s].index[0]
+            warnings.warn(f"{n_oor} answer(s) outside the scale [{lo:g}, {hi:g}] set to missing "
+                          f"(first in '{first_col}': {items.loc[oor[first_col], first_col].iloc[0]!r}).",
+                          stacklevel=2)
+            items = items.mask(oor)
+    if inferred and reverse_items:
+        warnings.warn(f"Reverse coding uses the scale inferred from the answers [{lo:g}, {hi:g}]; "
+                      f"pass scale_min/scale_max if nobody used the extreme answers.", stacklevel=2)
+    for col in reverse_items:
+        items[col] = reverse_code(items[col], lo, hi)
+    scores = pd.DataFrame(index=frame.index)
+    rows = []
+    for name, its in constructs.items():
+        its = list(its)
+        k = len(its)
+        need = _min_answered(k, min_share)
+        answered = items[its].notna().sum(axis=1)
+        score = items[its].mean(axis=1).where(answered >= need)
+        scores[name] = score
+        rows.append({"construct": name, "n_items": k, "items": " ".join(its),
+                     "reversed": " ".join(i for i in its if i in reverse_items),
+                     "n_respondents": len(frame), "n_scored": int(score.notna().sum()),
+                     "n_unscored": int(score.isna().sum()), "n_complete": int((answered == k).sum()),
+                     "min_answered": need})
+    return ScaleScores(scores=scores, items=items, coverage=pd.DataFrame(rows),
+                       constructs={k: list(v) for k, v in constructs.items()},
+                       scale_min=lo, scale_max=hi, scale_inferred=inferred,
+                       reversed_items=list(reverse_items), n_out_of_range=n_oor)

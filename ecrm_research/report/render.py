@@ -1,0 +1,128 @@
+"""Rendering an executed notebook to its HTML reports (nbconvert).
+
+``report.html`` is the reader version (markdown and outputs, no code), ``report_student.html``
+the student version (with the code); both stand alone and open offline. nbconvert is called only
+from this module, so its API drift is handled here.
+
+Public names: :func:`render_reports`, :data:`REPORT_CSS`, :data:`READER_DROP`, :data:`STUDENT_DROP`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+REPORT_CSS = Path(__file__).parent / "templates" / "report.css"
+#: cells dropped from the reports: exercises in neither, solutions not in the student report
+READER_DROP = {"remove-cell", "remove_cell", "exercise", "solution", "your-turn"}
+STUDENT_DROP = {"remove-cell", "remove_cell", "solution"}
+
+
+def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | None = None) -> dict[str, Path]:
+    """Render an executed notebook to a reader and a student HTML report.
+
+    Parameters
+    ----------
+    notebook : str or Path
+        Executed ``.ipynb``.
+    out_dir : str or Path
+        Folder for ``report.html`` (no code: markdown and outputs) and
+        ``report_student.html`` (with the code).
+    title : str, optional
+        HTML page title; default the notebook's stem.
+
+    Returns
+    -------
+    dict
+        ``{"reader": Path, "student": Path}``.
+
+    Notes
+    -----
+    Cells tagged ``remove-cell`` are dropped from both; ``remove-input`` hides the code of a
+    cell in the student version too. Exercise cells (``exercise``, ``solution``, ``your-turn``;
+    see ``docs/teaching.md``) are left out of the reader report, and ``solution`` cells out of the
+    student report. Images are embedded, the report stylesheet (``templates/report.css``) is
+    inlined and the CDN scripts nbconvert links (require.js, and MathJax when no cell holds
+    LaTeX) are dropped, so each HTML file stands alone and opens offline.
+    """
+    import nbformat  # lazy, as nbconvert below: ~0.5 s of import that `ecrm --help` should not pay
+
+    nb_path = Path(notebook)
+    out_dir = Path(out_dir)
+    nb = nbformat.read(str(nb_path), as_version=4)
+    name = title or nb_path.stem
+    try:
+        css = REPORT_CSS.read_text(encoding="utf-8")
+    except OSError:
+        css = ""
+    keep_mathjax = _has_math(nb)
+    paths = {"reader": out_dir / "report.html", "student": out_dir / "report_student.html"}
+    for kind, target in paths.items():
+        exporter = _exporter(kind)
+        body, _ = exporter.from_notebook_node(
+            nb, resources={"metadata": {"name": name, "path": str(nb_path.parent)}}
+        )
+        body = _self_contained(body, keep_mathjax=keep_mathjax)
+        if css:
+            body = body.replace("</head>", f'<style id="ecrm-report-css">\n{css}\n</style>\n</head>', 1)
+        target.write_text(body, encoding="utf-8")
+    return paths
+
+
+_EXPORTERS: dict[str, Any] = {}
+
+
+def _exporter(kind: str) -> Any:
+    """The HTML exporter for ``'reader'`` or ``'student'`` reports, built once per process.
+
+    Building one loads and compiles nbconvert's Jinja templates (about half a second); the
+    exporters hold no per-notebook state, so ``run_all`` reuses them for every notebook.
+    """
+    if kind not in _EXPORTERS:
+        # lazy: nbconvert takes ~1 s to import and only rendering needs it
+        from nbconvert import HTMLExporter
+        from nbconvert.preprocessors import TagRemovePreprocessor
+
+        exporter = HTMLExporter(
+            exclude_input=(kind == "reader"),
+            exclude_input_prompt=(kind == "reader"),
+            exclude_output_prompt=True,
+            embed_images=True,
+        )
+        tags = TagRemovePreprocessor(
+            remove_cell_tags=READER_DROP if kind == "reader" else STUDENT_DROP,
+            remove_input_tags={"remove-input", "remove_input"},
+            enabled=True,
+        )
+        exporter.register_preprocessor(tags, enabled=True)
+        _EXPORTERS[kind] = exporter
+    return _EXPORTERS[kind]
+
+
+_MATH_RE = re.compile(r"(?<!\\)\$[^$\n]+?(?<!\\)\$|\\\(|\\\[|\\begin\{")
+
+
+_REQUIREJS_RE = re.compile(r'<script src="https?://[^"]*require(?:\.min)?\.js"[^>]*>\s*</script>\s*', re.I)
+
+
+_MATHJAX_RE = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->\s*", re.S)
+
+
+def _has_math(nb: Any) -> bool:
+    """True when a markdown cell or an output holds LaTeX that MathJax would typeset."""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown" and _MATH_RE.search(cell.source or ""):
+            return True
+        for o in cell.get("outputs", []):
+            if "text/latex" in o.get("data", {}):
+                return True
+    return False
+
+
+def _self_contained(html: str, *, keep_mathjax: bool) -> str:
+    """Drop nbconvert's CDN scripts (require.js always; MathJax unless the notebook has math)."""
+    html = _REQUIREJS_RE.sub("", html)
+    if not keep_mathjax:
+        html = _MATHJAX_RE.sub("", html)
+    return html
