@@ -81,3 +81,18 @@ def test_csv_table_comparison_is_exact_except_for_float_round_off(tmp_path):
         bad.to_csv(tmp_path / "b" / "t.csv", index=False)
         with pytest.raises(AssertionError):
             assert_same_csv_tables(tmp_path / "b", tmp_path / "a")
+
+
+@pytest.mark.parametrize("engine_cls", [prep.PandasEngine, prep.SparkEngine])
+def test_engines_implement_the_protocol_with_its_signatures(engine_cls):
+    """runtime_checkable only checks that the methods exist; the calls must also be the same on both engines."""
+    import inspect
+
+    methods = [n for n, v in vars(prep.PrepEngine).items() if callable(v) and not n.startswith("_")]
+    assert set(methods) >= {"load", "clean", "prepare", "baskets", "rfm_table", "customer_features",
+                            "label_churn", "resolve_as_of", "suggest_inactivity_days"}
+    for name in methods:
+        want = inspect.signature(getattr(prep.PrepEngine, name))
+        got = inspect.signature(getattr(engine_cls, name))
+        assert [(p.name, p.kind, p.default) for p in got.parameters.values()] == \
+               [(p.name, p.kind, p.default) for p in want.parameters.values()], f"{engine_cls.__name__}.{name}"

@@ -263,6 +263,7 @@ class DevToolsBrowser:
                 self.proc.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 pass
+            _wait_until_group_dead(self.proc.pid)
             for attempt in range(8):
                 shutil.rmtree(self._profile.name, ignore_errors=True)
                 if not os.path.exists(self._profile.name):
@@ -272,6 +273,29 @@ class DevToolsBrowser:
                 self._profile.cleanup()
             except OSError:
                 pass
+
+def _wait_until_group_dead(pgid: int, timeout: float = 5.0) -> None:
+    """Wait until no live (non-zombie) process is left in process group ``pgid``.
+
+    SIGKILL is delivered asynchronously: on a loaded machine a helper could still be running for
+    a moment after ``killpg`` returned (a CI run saw one). Linux only (``/proc``); elsewhere it
+    returns at once.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        live = False
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[-1].split()
+            except OSError:  # the process ended while we looked
+                continue
+            if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+                live = True
+                break
+        if not live:
+            return
+        time.sleep(0.02)
+
 
 class PdfPrinter:
     """Print several reports with one headless Chromium (``Page.printToPDF``).
