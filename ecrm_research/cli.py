@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -228,28 +228,43 @@ def _subparser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentP
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    """``ecrm run NAME|all``: run the notebooks, print each result, the PDF problems and the index."""
+    params, data_args = _run_parameters(args)
+    names: Any = "all" if args.name == "all" else [args.name]
+    jobs = _jobs(args, names, data_args.get("data"))
+    results = runner.run_all(names, params=params, out=args.out, timeout=args.timeout or None,
+                             progress=not args.no_progress, notebooks_dir=args.notebooks_dir,
+                             on_result=_show_result, pdf=False if args.no_pdf else None, jobs=jobs, **data_args)
+    root = Path(args.out).expanduser().resolve() if args.out else REPORTS_DIR
+    _print_pdf_problems(results, no_pdf=args.no_pdf)
+    print(f"index: {root / 'index.html'}")
+    return _run_exit_code(results)
+
+
+def _run_parameters(args: argparse.Namespace) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(params, data_args)`` of ``ecrm run``: the ``-p`` values, and data/data_format/mapping from
+    their flags or ``-p`` (both given and different is a :class:`ParameterError`)."""
     params: dict[str, Any] = {}
     for key, raw in args.param:
         key = key.replace("-", "_") if key.replace("-", "_") in _DATA_KEYS else key
         params[key] = parse_param_value(raw)
     data_args: dict[str, Any] = {}
     for key in _DATA_KEYS:
-        flag = getattr(args, key)
-        pval = params.pop(key, None)
-        if flag is not None and pval is not None and str(pval) != flag:
-            raise ParameterError(f"--{key.replace('_', '-')} {flag!r} and -p {key} {pval!r} disagree; give one.")
-        value = flag if flag is not None else pval
+        value = _data_argument(key, getattr(args, key), params.pop(key, None))
         if value is not None:
             data_args[key] = str(value) if key != "mapping" or not isinstance(value, dict) else value
+    return params, data_args
 
-    names: Any = "all" if args.name == "all" else [args.name]
 
-    def show(res: runner.RunResult) -> None:
-        line = f"{res.name:<14} {res.status:<6} {res.seconds:7.1f}s  {res.out_dir}"
-        if res.error:
-            line += f"\n{'':<14} error: {res.error}"
-        print(line, flush=True)
+def _data_argument(key: str, flag: str | None, pval: Any) -> Any:
+    """The value of data argument `key` from its ``--flag`` or its ``-p`` value, which must agree."""
+    if flag is not None and pval is not None and str(pval) != flag:
+        raise ParameterError(f"--{key.replace('_', '-')} {flag!r} and -p {key} {pval!r} disagree; give one.")
+    return flag if flag is not None else pval
 
+
+def _jobs(args: argparse.Namespace, names: Any, data: Any) -> int | str:
+    """``--jobs`` checked as a number; ``auto`` with ``all`` is decided here and printed with its reason."""
     jobs: int | str = args.jobs
     if jobs != "auto":
         try:
@@ -259,20 +274,32 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if jobs < 1:
             raise ParameterError(f"--jobs must be at least 1, got {jobs}.")
     elif names == "all":
-        jobs, why = default_jobs(data_args.get("data"), len(list_notebooks(args.notebooks_dir)))
+        jobs, why = default_jobs(data, len(list_notebooks(args.notebooks_dir)))
         print(f"running {jobs} notebook(s) at a time ({why}; change with --jobs)", flush=True)
-    results = runner.run_all(names, params=params, out=args.out, timeout=args.timeout or None,
-                      progress=not args.no_progress, notebooks_dir=args.notebooks_dir,
-                             on_result=show, pdf=False if args.no_pdf else None, jobs=jobs, **data_args)
-    root = Path(args.out).expanduser().resolve() if args.out else REPORTS_DIR
+    return jobs
+
+
+def _show_result(res: runner.RunResult) -> None:
+    """Print one notebook's outcome as soon as it is known."""
+    line = f"{res.name:<14} {res.status:<6} {res.seconds:7.1f}s  {res.out_dir}"
+    if res.error:
+        line += f"\n{'':<14} error: {res.error}"
+    print(line, flush=True)
+
+
+def _print_pdf_problems(results: Sequence[runner.RunResult], *, no_pdf: bool) -> None:
+    """Print on stderr, once each, why PDFs failed or were skipped (unless ``--no-pdf`` asked for it)."""
     reasons = set()
     for r in results:
         pdf = read_json_object(Path(r.out_dir) / "run.json").get("pdf") or {}
-        if pdf.get("status") == "failed" or (pdf.get("status") == "skipped" and not args.no_pdf):
+        if pdf.get("status") == "failed" or (pdf.get("status") == "skipped" and not no_pdf):
             reasons.add(f"{pdf.get('status')}: {pdf.get('reason')}")
     for reason in sorted(reasons):
         print(f"PDF {reason}", file=sys.stderr)
-    print(f"index: {root / 'index.html'}")
+
+
+def _run_exit_code(results: Sequence[runner.RunResult]) -> int:
+    """1 (and the failed names on stderr) when a notebook failed, else 0."""
     failed = [r.name for r in results if r.status != "ok"]
     if failed:
         print(f"{len(failed)} of {len(results)} notebooks failed: {', '.join(failed)}", file=sys.stderr)
@@ -380,34 +407,47 @@ def main(argv: Sequence[str] | None = None) -> int:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help or a usage error printed by argparse
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-        if args.command is None:
-            parser.print_help()
-            return EXIT_USAGE
-        if args.command == "run":
-            if args.help:
-                return _cmd_run_help(parser, args)
-            if not args.name:
-                _subparser(parser, "run").print_usage(sys.stderr)
-                print("error: give an analysis NAME or 'all' "
-                      f"(available: {', '.join(_notebook_names()) or 'none'})", file=sys.stderr)
-                return EXIT_USAGE
-            return _cmd_run(args)
-        if args.command == "validate":
-            return _cmd_validate(args)
-        if args.command == "sample":
-            return _cmd_sample(args)
-        if args.command == "handout":
-            return _cmd_handout(args)
-        if args.command == "reproduce":
-            return _cmd_reproduce(args)
-        parser.error(f"unknown command {args.command}")  # pragma: no cover
+        return _dispatch(parser, args)
     except EcrmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return EXIT_INTERRUPT
-    return EXIT_USAGE  # pragma: no cover
+
+
+def _dispatch(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run the parsed command; no command prints the help (exit 2)."""
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    if args.command == "run":
+        return _cmd_run_or_help(parser, args)
+    command = _COMMANDS.get(args.command)
+    if command is None:  # pragma: no cover
+        parser.error(f"unknown command {args.command}")
+    return command(args)
+
+
+def _cmd_run_or_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """``ecrm run``: its help (with NAME's parameters), a usage error without NAME, else the run."""
+    if args.help:
+        return _cmd_run_help(parser, args)
+    if not args.name:
+        _subparser(parser, "run").print_usage(sys.stderr)
+        print("error: give an analysis NAME or 'all' "
+              f"(available: {', '.join(_notebook_names()) or 'none'})", file=sys.stderr)
+        return EXIT_USAGE
+    return _cmd_run(args)
+
+
+#: the commands other than ``run`` (which also handles its own ``--help``)
+_COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "validate": _cmd_validate,
+    "sample": _cmd_sample,
+    "handout": _cmd_handout,
+    "reproduce": _cmd_reproduce,
+}
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -30,7 +30,7 @@ customers that still have orders as ``result.tables['orders'].customer_id.nuniqu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -312,53 +312,79 @@ def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Ite
 
 def _quality_report(tables: Mapping[str, pd.DataFrame], codes: set[str], memo: dict) -> QualityReport:
     """:func:`quality_report`; ``memo`` keeps the order positions and orphan masks for :func:`clean`."""
-    summary, missing, dups, ranges, orphans, dates = [], [], [], [], [], []
+    summary, missing, dups, orphans, dates = [], [], [], [], []
     for name, df in tables.items():
-        spec = schema.TABLES.get(name)
         na = df.isna().sum()
-        for col, n in na.items():
-            missing.append({"table": name, "column": col, "n_missing": int(n),
-                            "share": float(n) / len(df) if len(df) else 0.0})
-        key = list(spec.key) if spec else []
-        cache: dict = {}  # integer codes of the columns, shared by the two duplicate checks
-        n_dup_key = int(duplicated(df, key, cache=cache).sum()) if key and set(key) <= set(df.columns) else 0
-        n_dup_row = int(_duplicate_rows(df, name, cache).sum()) if len(df.columns) else 0
-        dups.append({"table": name, "key": ", ".join(key), "duplicate_keys": n_dup_key,
-                     "duplicate_rows": n_dup_row})
-        n_orph = 0
-        for col, (parent, pcol) in (spec.foreign_keys.items() if spec else ()):
-            if col not in df.columns or parent not in tables:
-                continue
-            m = _orphans(tables, name, col, memo)
-            n_orph = max(n_orph, int(m.sum()))
-            orphans.append({"table": name, "column": col, "parent": f"{parent}.{pcol}", "n_rows": int(m.sum()),
-                            "example": _first(df[col], m)})
-        for col in df.columns:
-            if pd.api.types.is_datetime64_any_dtype(df[col]):
-                dates.append({"table": name, "column": col, "min": df[col].min(), "max": df[col].max(),
-                              "n_missing": int(df[col].isna().sum())})
+        missing += _missing_rows(name, df, na)
+        dup = _duplicate_counts(name, df)
+        dups.append(dup)
+        table_orphans = _orphan_rows(tables, name, memo)
+        orphans += table_orphans
+        dates += _date_rows(name, df)
         summary.append({"table": name, "rows": len(df), "columns": df.shape[1],
-                        "missing_cells": int(na.sum()), "duplicate_keys": n_dup_key,
-                        "duplicate_rows": n_dup_row, "orphan_rows": n_orph})
-    for table, col, check, fn in _RANGE_CHECKS:
-        if table in tables and col in tables[table].columns:
-            s = tables[table][col]
-            m = fn(s).fillna(False).astype(bool)
-            ranges.append({"table": table, "column": col, "check": check, "n_rows": int(m.sum()),
-                           "example": _first(s, m)})
-    statuses = _status_counts(tables, memo)
-    non_product = _non_product(tables, codes)
+                        "missing_cells": int(na.sum()), "duplicate_keys": dup["duplicate_keys"],
+                        "duplicate_rows": dup["duplicate_rows"],
+                        "orphan_rows": max([0, *(o["n_rows"] for o in table_orphans)])})
     return QualityReport(
         summary=pd.DataFrame(summary, columns=["table", "rows", "columns", "missing_cells", "duplicate_keys",
                                                "duplicate_rows", "orphan_rows"]),
         missing=pd.DataFrame(missing, columns=["table", "column", "n_missing", "share"]),
         duplicates=pd.DataFrame(dups, columns=["table", "key", "duplicate_keys", "duplicate_rows"]),
-        ranges=pd.DataFrame(ranges, columns=["table", "column", "check", "n_rows", "example"]),
+        ranges=pd.DataFrame(_range_rows(tables), columns=["table", "column", "check", "n_rows", "example"]),
         orphans=pd.DataFrame(orphans, columns=["table", "column", "parent", "n_rows", "example"]),
-        statuses=statuses,
+        statuses=_status_counts(tables, memo),
         date_range=pd.DataFrame(dates, columns=["table", "column", "min", "max", "n_missing"]),
-        non_product=non_product,
+        non_product=_non_product(tables, codes),
     )
+
+
+def _missing_rows(name: str, df: pd.DataFrame, na: pd.Series) -> list[dict[str, Any]]:
+    """Missing values of each column of one table (`na`: ``df.isna().sum()``)."""
+    return [{"table": name, "column": col, "n_missing": int(n), "share": float(n) / len(df) if len(df) else 0.0}
+            for col, n in na.items()]
+
+
+def _duplicate_counts(name: str, df: pd.DataFrame) -> dict[str, Any]:
+    """Duplicate keys and exact duplicate rows of one table."""
+    spec = schema.TABLES.get(name)
+    key = list(spec.key) if spec else []
+    cache: dict = {}  # integer codes of the columns, shared by the two duplicate checks
+    n_dup_key = int(duplicated(df, key, cache=cache).sum()) if key and set(key) <= set(df.columns) else 0
+    n_dup_row = int(_duplicate_rows(df, name, cache).sum()) if len(df.columns) else 0
+    return {"table": name, "key": ", ".join(key), "duplicate_keys": n_dup_key, "duplicate_rows": n_dup_row}
+
+
+def _orphan_rows(tables: Mapping[str, pd.DataFrame], name: str, memo: dict) -> list[dict[str, Any]]:
+    """Orphan foreign keys of one table, one row per foreign key whose parent table is present."""
+    spec = schema.TABLES.get(name)
+    df = tables[name]
+    rows = []
+    for col, (parent, pcol) in (spec.foreign_keys.items() if spec else ()):
+        if col not in df.columns or parent not in tables:
+            continue
+        m = _orphans(tables, name, col, memo)
+        rows.append({"table": name, "column": col, "parent": f"{parent}.{pcol}", "n_rows": int(m.sum()),
+                     "example": _first(df[col], m)})
+    return rows
+
+
+def _date_rows(name: str, df: pd.DataFrame) -> list[dict[str, Any]]:
+    """First and last date of each date column of one table."""
+    return [{"table": name, "column": col, "min": df[col].min(), "max": df[col].max(),
+             "n_missing": int(df[col].isna().sum())}
+            for col in df.columns if pd.api.types.is_datetime64_any_dtype(df[col])]
+
+
+def _range_rows(tables: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """Out-of-range values (:data:`_RANGE_CHECKS`) of the columns present."""
+    rows = []
+    for table, col, check, fn in _RANGE_CHECKS:
+        if table in tables and col in tables[table].columns:
+            s = tables[table][col]
+            m = fn(s).fillna(False).astype(bool)
+            rows.append({"table": table, "column": col, "check": check, "n_rows": int(m.sum()),
+                         "example": _first(s, m)})
+    return rows
 
 
 def _status_counts(tables: Mapping[str, pd.DataFrame], memo: dict | None = None) -> pd.DataFrame:
@@ -488,10 +514,10 @@ def _equals(series: pd.Series, value: str) -> np.ndarray:
     return _bool(series.astype(object) == value)
 
 
-def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, order_pos: np.ndarray,
-                  policy: CleaningPolicy, codes: set[str], memo: dict) -> np.ndarray:
-    items = tables["order_items"]
-    # the order's own reason, cascaded; a line whose order does not exist is an orphan
+def _inherited_conditions(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, order_pos: np.ndarray,
+                          memo: dict) -> list[tuple[str, np.ndarray]]:
+    """The cascade from orders to lines: each line takes its order's reason (orphan, missing customer,
+    cancelled); a line whose order does not exist, or whose product does not, is an orphan."""
     inherited = np.where(order_pos >= 0, order_reason[np.maximum(order_pos, 0)], _CODE["orphan_key"])
     orphan = inherited == _CODE["orphan_key"]
     if "products" in tables:
@@ -499,6 +525,12 @@ def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, 
     conds = [("orphan_key", orphan)]
     for reason in ("missing_customer", "cancelled"):
         conds.append((reason, inherited == _CODE[reason]))
+    return conds
+
+
+def _line_conditions(items: pd.DataFrame, policy: CleaningPolicy, codes: set[str]) -> list[tuple[str, np.ndarray]]:
+    """The line-level reasons the policy asks for, in priority order: quantity, price, duplicate, non-product."""
+    conds = []
     if policy.drop_nonpositive_quantity:
         conds.append(("nonpositive_quantity", _bool(items["quantity"] <= 0)))
     if policy.drop_nonpositive_price:
@@ -507,14 +539,56 @@ def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, 
         conds.append(("duplicate_row", _bool(_duplicate_rows(items, "order_items"))))
     if policy.drop_non_product and codes:
         conds.append(("non_product", key_isin(items["product_id"], pd.Series(sorted(codes), dtype=schema.ID))))
+    return conds
+
+
+def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, order_pos: np.ndarray,
+                  policy: CleaningPolicy, codes: set[str], memo: dict) -> np.ndarray:
+    """Reason code of every order line: the reasons inherited from its order first, then its own."""
+    items = tables["order_items"]
+    conds = _inherited_conditions(tables, order_reason, order_pos, memo) + _line_conditions(items, policy, codes)
     return _reason_codes(conds, len(items))
 
 
+def _mark_orders_without_kept_lines(order_reason: np.ndarray, item_reason: np.ndarray, order_pos: np.ndarray
+                                    ) -> None:
+    """Set ``no_kept_lines`` (in place) on kept orders that had lines but kept none of them."""
+    n_orders = len(order_reason)
+    has_order = order_pos >= 0
+    kept_line_orders = np.bincount(order_pos[has_order & (item_reason == _KEPT)], minlength=n_orders)
+    any_line_orders = np.bincount(order_pos[has_order], minlength=n_orders)
+    no_kept = (order_reason == _KEPT) & (any_line_orders > 0) & (kept_line_orders == 0)
+    order_reason[no_kept] = _CODE["no_kept_lines"]
+
+
+def _contact_reasons(tables: Mapping[str, pd.DataFrame], memo: dict) -> np.ndarray:
+    """Reason code of every service contact: ``orphan_key`` when its customer does not exist."""
+    m = _bool(_orphans(tables, "service_contacts", "customer_id", memo))
+    return np.where(m, _CODE["orphan_key"], _KEPT).astype(np.int8)
+
+
+def _row_reasons(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy, codes: set[str], memo: dict
+                 ) -> dict[str, np.ndarray]:
+    """Reason code (0 = kept) of every row of the tables that can lose rows: orders, order_items and
+    service_contacts; customers, products and surveys are not in the result (never quarantined)."""
+    order_reason = _order_reasons(tables, policy, memo)
+    order_pos = _order_positions(tables, memo)
+    item_reason = _item_reasons(tables, order_reason, order_pos, policy, codes, memo)
+    _mark_orders_without_kept_lines(order_reason, item_reason, order_pos)
+    reasons = {"orders": order_reason, "order_items": item_reason}
+    if "service_contacts" in tables:
+        reasons["service_contacts"] = _contact_reasons(tables, memo)
+    return reasons
+
+
 _QCOLS = ["table", "row", "reason", "order_id", "line_no", "customer_id", "product_id", "contact_id", "source_row"]
+_QDTYPES = {"table": "string", "row": "int64", "reason": "string", "order_id": schema.ID, "line_no": "Int64",
+            "customer_id": schema.ID, "product_id": schema.ID, "contact_id": schema.ID, "source_row": "Int64"}
 
 
 def _quarantine_part(table: str, df: pd.DataFrame, reason: np.ndarray, extra: Mapping[str, Any] | None = None
                      ) -> pd.DataFrame:
+    """The quarantined rows of one table: position, reason and the key columns it has (or `extra` gives)."""
     dropped = np.flatnonzero(reason)
     part = pd.DataFrame({"table": table, "row": dropped, "reason": _REASON_OF_CODE[reason[dropped]]})
     for c in _QCOLS[3:]:
@@ -523,6 +597,54 @@ def _quarantine_part(table: str, df: pd.DataFrame, reason: np.ndarray, extra: Ma
         elif extra and c in extra:
             part[c] = extra[c](dropped) if callable(extra[c]) else np.asarray(extra[c])[dropped]
     return part
+
+
+def _line_customers(orders: pd.DataFrame, order_pos: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A function giving the customer id of the order lines at positions ``rows`` (None for orphans);
+    the quarantine asks it for the quarantined lines only."""
+    def customers(rows: np.ndarray) -> np.ndarray:
+        pos = order_pos[rows]
+        # picked first, then made Python objects: not one object per order of the whole table
+        cust = orders["customer_id"].iloc[np.maximum(pos, 0)].to_numpy(dtype=object, na_value=None) \
+            if len(orders) else np.full(len(rows), None, dtype=object)
+        return np.where(pos >= 0, cust, None)
+
+    return customers
+
+
+def _build_quarantine(tables: Mapping[str, pd.DataFrame], reasons: Mapping[str, np.ndarray],
+                      line_customers: Callable[[np.ndarray], np.ndarray]) -> pd.DataFrame:
+    """Every dropped row of every table, in table order, with the quarantine's columns and dtypes."""
+    parts = []
+    for name, df in tables.items():
+        if name in reasons:
+            extra = {"customer_id": line_customers} if name == "order_items" else None
+            parts.append(_quarantine_part(name, df, reasons[name], extra))
+    quarantine = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_QCOLS)).reindex(
+        columns=_QCOLS)
+    return quarantine.astype(_QDTYPES)
+
+
+def _kept_rows(df: pd.DataFrame, reason: np.ndarray | None) -> pd.DataFrame:
+    """The rows of `df` with reason 0, renumbered; a table without reasons is copied whole."""
+    if reason is None:
+        return df.copy()  # the cleaned tables never share data with the input
+    kept = df.loc[reason == _KEPT]  # a new frame: renumbered in place, not copied a second time
+    kept.index = pd.RangeIndex(len(kept))
+    return kept
+
+
+def _reconciliation(tables: Mapping[str, pd.DataFrame], reasons: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    """Per table: input, kept and quarantined rows and the count of each reason (see :func:`_rec_row`)."""
+    return pd.DataFrame([_rec_row(name, len(df), reasons.get(name)) for name, df in tables.items()])
+
+
+def _require_order_tables(tables: Mapping[str, pd.DataFrame]) -> None:
+    """Raise :class:`SchemaError` unless `tables` has ``orders`` and ``order_items``."""
+    missing = [t for t in ("orders", "order_items") if t not in tables]
+    if missing:
+        raise SchemaError(f"clean: table(s) {missing} missing; have {sorted(tables)}. Cleaning needs canonical "
+                          "orders and order_items (load them with io.load_dataset).", column=missing[0])
 
 
 def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = None, *,
@@ -571,61 +693,21 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
     [1, 1]
     """
     policy = policy or CleaningPolicy()
-    missing = [t for t in ("orders", "order_items") if t not in tables]
-    if missing:
-        raise SchemaError(f"clean: table(s) {missing} missing; have {sorted(tables)}. Cleaning needs canonical "
-                          "orders and order_items (load them with io.load_dataset).", column=missing[0])
+    _require_order_tables(tables)
     codes = {str(c) for c in non_product_codes}
     # clean only reads the tables: one with the default index is used as it is (no copy of 10^7 lines)
     tables = {k: v if _default_index(v) else v.reset_index(drop=True) for k, v in tables.items()}
     memo: dict = {}  # order positions and orphan masks, computed once for the report and the cleaning
     described = _quality_report(tables, codes, memo) if report else None
-    orders = tables["orders"]
-
-    order_reason = _order_reasons(tables, policy, memo)
-    order_pos = _order_positions(tables, memo)
-    item_reason = _item_reasons(tables, order_reason, order_pos, policy, codes, memo)
-
-    # orders that had lines but kept none of them
-    has_order = order_pos >= 0
-    kept_line_orders = np.bincount(order_pos[has_order & (item_reason == _KEPT)], minlength=len(orders))
-    any_line_orders = np.bincount(order_pos[has_order], minlength=len(orders))
-    no_kept = (order_reason == _KEPT) & (any_line_orders > 0) & (kept_line_orders == 0)
-    order_reason[no_kept] = _CODE["no_kept_lines"]
-
-    reasons: dict[str, np.ndarray] = {"orders": order_reason, "order_items": item_reason}
-    if "service_contacts" in tables:
-        m = _bool(_orphans(tables, "service_contacts", "customer_id", memo))
-        reasons["service_contacts"] = np.where(m, _CODE["orphan_key"], _KEPT).astype(np.int8)
-
-    def cust_of_line(rows: np.ndarray) -> np.ndarray:  # only for the quarantined lines
-        pos = order_pos[rows]
-        # picked first, then made Python objects: not one object per order of the whole table
-        cust = orders["customer_id"].iloc[np.maximum(pos, 0)].to_numpy(dtype=object, na_value=None) \
-            if len(orders) else np.full(len(rows), None, dtype=object)
-        return np.where(pos >= 0, cust, None)
-
-    parts, out, rec = [], {}, []
-    for name, df in tables.items():
-        r = reasons.get(name)
-        if r is None:
-            out[name] = df.copy()  # the cleaned tables never share data with the input
-            rec.append(_rec_row(name, len(df), None))
-            continue
-        extra = {"customer_id": cust_of_line} if name == "order_items" else None
-        parts.append(_quarantine_part(name, df, r, extra))
-        kept = df.loc[r == _KEPT]  # a new frame: renumbered in place, not copied a second time
-        kept.index = pd.RangeIndex(len(kept))
-        out[name] = kept
-        rec.append(_rec_row(name, len(df), r))
-    quarantine = (pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=_QCOLS)).reindex(
-        columns=_QCOLS)
-    quarantine = quarantine.astype({"table": "string", "row": "int64", "reason": "string", "order_id": schema.ID,
-                                    "line_no": "Int64", "customer_id": schema.ID, "product_id": schema.ID,
-                                    "contact_id": schema.ID, "source_row": "Int64"})
-    reconciliation = pd.DataFrame(rec)
-    return CleanResult(tables=out, quarantine=quarantine, reconciliation=reconciliation, report=described,
-                       policy=policy)
+    reasons = _row_reasons(tables, policy, codes, memo)
+    line_customers = _line_customers(tables["orders"], _order_positions(tables, memo))
+    return CleanResult(
+        tables={name: _kept_rows(df, reasons.get(name)) for name, df in tables.items()},
+        quarantine=_build_quarantine(tables, reasons, line_customers),
+        reconciliation=_reconciliation(tables, reasons),
+        report=described,
+        policy=policy,
+    )
 
 
 def _default_index(df: pd.DataFrame) -> bool:
@@ -635,6 +717,7 @@ def _default_index(df: pd.DataFrame) -> bool:
 
 
 def _rec_row(table: str, n: int, reason: np.ndarray | None) -> dict[str, Any]:
+    """One reconciliation row; ``reconciles`` checks input = kept + quarantined = sum over reasons."""
     counts = (np.bincount(reason, minlength=len(REASONS) + 1) if reason is not None
               else np.zeros(len(REASONS) + 1, dtype=np.int64))
     q = int(counts[1:].sum())

@@ -102,6 +102,31 @@ def baskets_from_orders(
     ``(ordered_at, basket_id)`` give, in a fraction of their time and memory (figures in
     ``benchmarks/README.md``).
     """
+    _check_basket_options(tables, item_level, basket_by)
+    orders = tables["orders"]
+    rows, opos = _purchase_lines(orders, tables["order_items"], statuses)
+    icodes, item_labels = _item_codes(tables["order_items"]["product_id"], rows, tables.get("products"),
+                                      item_level, item_label)
+    del rows
+    oused, okey = _basket_keys(orders, opos, basket_by, window)  # warns: called from here (stacklevel=3)
+    bcodes_o, bnames = pd.factorize(okey.astype(schema.ID), sort=True)
+    bcodes = _basket_of_lines(opos, oused, bcodes_o, len(orders))
+    if basket_by == "customer":  # lines of orders without a customer id have no basket
+        ok = bcodes >= 0
+        bcodes, icodes, opos = bcodes[ok], icodes[ok], opos[ok]
+    first, rank = _baskets_by_time(orders["ordered_at"], oused, bcodes_o, len(bnames))
+    bcodes, icodes, opos = _distinct_items_in_time_order(bcodes, icodes, opos, rank, len(item_labels))
+    out = pd.DataFrame({
+        "basket_id": pd.Series(bnames.take(bcodes), dtype=schema.ID).array,
+        "item": np.asarray(item_labels, dtype=object)[icodes],
+        "ordered_at": first[bcodes],
+    })
+    out["customer_id"] = orders["customer_id"].take(opos).astype(schema.ID).array
+    return out
+
+
+def _check_basket_options(tables: Mapping[str, pd.DataFrame], item_level: str, basket_by: str) -> None:
+    """The tables and options :func:`baskets_from_orders` needs, or a :class:`ParameterError` saying what is wrong."""
     for t in ("orders", "order_items"):
         if t not in tables:
             raise ParameterError(f"baskets_from_orders: table '{t}' missing; have {sorted(tables)}.")
@@ -110,13 +135,15 @@ def baskets_from_orders(
                              allowed=["product", "category"])
     if basket_by not in ("order", "customer"):
         raise ParameterError(f"basket_by={basket_by!r}; use 'order' or 'customer'.", allowed=["order", "customer"])
-    orders = tables["orders"]
-    lines = tables["order_items"]
     products = tables.get("products")
     if item_level == "category" and (products is None or "category" not in products.columns):
         raise ParameterError("item_level='category' needs a products table with a category column.")
 
-    # the lines that are purchases in a kept order, in their order in the table
+
+def _purchase_lines(orders: pd.DataFrame, lines: pd.DataFrame, statuses: Sequence[str] | None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """The lines that are purchases in a kept order, in their order in the table: their rows in
+    ``lines`` and the rows of their orders in ``orders``."""
     pos = keys.key_positions(lines["order_id"], orders["order_id"])  # row of each line's order; -1: none
     keep = pos >= 0
     if statuses is not None:
@@ -124,11 +151,14 @@ def baskets_from_orders(
     if "quantity" in lines.columns:
         keep &= _true(lines["quantity"] > 0)
     rows = np.flatnonzero(keep)
-    opos = pos[rows]
-    del pos, keep
+    return rows, pos[rows]
 
-    # items: labels for the distinct products only, then one integer code per line
-    pcodes, puniq = pd.factorize(lines["product_id"], use_na_sentinel=False)
+
+def _item_codes(product_ids: pd.Series, rows: np.ndarray, products: pd.DataFrame | None, item_level: str,
+                item_label: str) -> tuple[np.ndarray, np.ndarray]:
+    """One item code per purchase line (``rows``) and the item labels the codes index; labels are
+    made for the distinct products only."""
+    pcodes, puniq = pd.factorize(product_ids, use_na_sentinel=False)
     pcodes = pcodes[rows]
     used = np.flatnonzero(np.bincount(pcodes, minlength=len(puniq)))
     ids = pd.Series(puniq.take(used))
@@ -140,10 +170,18 @@ def baskets_from_orders(
     lcodes, item_labels = pd.factorize(np.asarray(labels, dtype=object))
     code_of_product = np.full(len(puniq), -1, dtype=np.int64)
     code_of_product[used] = lcodes
-    icodes = code_of_product[pcodes]
-    del pcodes, code_of_product
+    return code_of_product[pcodes], item_labels
 
-    # baskets: a key per order, coded in the order of the keys as text
+
+def _basket_keys(orders: pd.DataFrame, opos: np.ndarray, basket_by: str, window: str | None
+                 ) -> tuple[np.ndarray, pd.Series]:
+    """The orders that hold purchase lines (rows in ``orders``; for customer baskets only those with
+    a customer id) and each one's basket key as text: the order id, the customer id or
+    ``"customer@period"``.
+
+    Warns when customer baskets leave out lines without a customer id; the warning points at the
+    caller of :func:`baskets_from_orders`, which must call this function directly.
+    """
     oused = np.flatnonzero(np.bincount(opos, minlength=len(orders)))
     if basket_by == "order":
         okey = orders["order_id"].iloc[oused]
@@ -153,7 +191,7 @@ def baskets_from_orders(
         if na_cust[opos].any():
             n = int(na_cust[opos].sum())
             warnings.warn(f"{n:,} order lines have no customer_id and are left out of customer baskets.",
-                          stacklevel=2)
+                          stacklevel=3)
         oused = oused[~na_cust[oused]]
         okey = cust.iloc[oused]
         if window:
@@ -161,36 +199,35 @@ def baskets_from_orders(
             okey = pd.Series(okey.astype(str).to_numpy(dtype=object) + "@" + period, dtype=object)
     if not isinstance(okey.dtype, pd.StringDtype):
         okey = okey.astype(str)
-    bcodes_o, bnames = pd.factorize(okey.astype(schema.ID), sort=True)
-    basket_of_order = np.full(len(orders), -1, dtype=np.int64)
-    basket_of_order[oused] = bcodes_o
-    bcodes = basket_of_order[opos]
-    del basket_of_order
-    if basket_by == "customer":
-        ok = bcodes >= 0
-        bcodes, icodes, opos = bcodes[ok], icodes[ok], opos[ok]
-    # a basket's time is its first order's; baskets are sorted by that time, then by id
-    times = pd.Series(orders["ordered_at"].to_numpy()[oused])
-    first = times.groupby(bcodes_o).min().reindex(np.arange(len(bnames))).to_numpy()
-    by_time = pd.DataFrame({"t": first, "c": np.arange(len(bnames))}).sort_values(["t", "c"], kind="stable")
-    rank = np.empty(len(bnames), dtype=np.int64)
-    rank[by_time.index.to_numpy()] = np.arange(len(bnames))
-    del times, by_time
+    return oused, okey
 
-    # one row per (basket, item): the first line wins; then the baskets in time order
-    n_labels = max(len(item_labels), 1)
+
+def _basket_of_lines(opos: np.ndarray, oused: np.ndarray, bcodes_o: np.ndarray, n_orders: int) -> np.ndarray:
+    """The basket code of each purchase line (through its order); -1 for an order without a basket."""
+    basket_of_order = np.full(n_orders, -1, dtype=np.int64)
+    basket_of_order[oused] = bcodes_o
+    return basket_of_order[opos]
+
+
+def _baskets_by_time(ordered_at: pd.Series, oused: np.ndarray, bcodes_o: np.ndarray, n_baskets: int
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Each basket's time (its first order's) and its rank when baskets are sorted by that time, then by id."""
+    times = pd.Series(ordered_at.to_numpy()[oused])
+    first = times.groupby(bcodes_o).min().reindex(np.arange(n_baskets)).to_numpy()
+    by_time = pd.DataFrame({"t": first, "c": np.arange(n_baskets)}).sort_values(["t", "c"], kind="stable")
+    rank = np.empty(n_baskets, dtype=np.int64)
+    rank[by_time.index.to_numpy()] = np.arange(n_baskets)
+    return first, rank
+
+
+def _distinct_items_in_time_order(bcodes: np.ndarray, icodes: np.ndarray, opos: np.ndarray, rank: np.ndarray,
+                                  n_labels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One line per (basket, item), the first line winning, then the baskets in time order (``rank``)."""
+    n_labels = max(n_labels, 1)
     first_line = ~pd.Series(bcodes * n_labels + icodes).duplicated(keep="first").to_numpy()
     bcodes, icodes, opos = bcodes[first_line], icodes[first_line], opos[first_line]
     order = np.argsort(rank[bcodes], kind="stable")
-    bcodes, icodes, opos = bcodes[order], icodes[order], opos[order]
-    del order, first_line
-    out = pd.DataFrame({
-        "basket_id": pd.Series(bnames.take(bcodes), dtype=schema.ID).array,
-        "item": np.asarray(item_labels, dtype=object)[icodes],
-        "ordered_at": first[bcodes],
-    })
-    out["customer_id"] = orders["customer_id"].take(opos).astype(schema.ID).array
-    return out
+    return bcodes[order], icodes[order], opos[order]
 
 
 
@@ -289,55 +326,82 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
     ds = io.load_dataset(data, data_format, cmap, **({"columns": columns} if columns else {}))
     ds.require(["canonical", "lines", "baskets"], "association")
     fmt, source = ds.format, str(ds.source)
-    rows: list[dict[str, Any]] = []
     descr: list[str] = []
-    if ds.format == "baskets":
-        if basket_by != "order":
-            raise ParameterError("basket_by='customer' needs order data with customer ids; a basket file has "
-                                 "one basket per line. Use basket_by='order'.", allowed=["order"])
-        b = baskets_from_lists(ds.baskets or [])
-        n_empty = int(b["item"].isna().sum())
-        if n_empty:
-            rows.append({"step": "baskets", "reason": "empty basket line (kept in the basket count)", "rows": n_empty})
-        has_ts = False
-        if item_level == "category" and hierarchy is None:
-            raise ParameterError("item_level='category' on a basket file needs an item hierarchy "
-                                 "(hierarchy=..., hierarchy_level=...), e.g. Groceries' groceries_iteminfo.csv.")
+    if fmt == "baskets":
+        b, rows = _file_baskets(ds, item_level=item_level, basket_by=basket_by, hierarchy=hierarchy)
     else:
-        codes = _non_product_codes(ds)
-        # the tables are handed over, not kept here: clean() works on them and they are freed
-        # when it returns, with only the cleaned copies left
-        cleaned = quality.clean(_basket_tables(ds, policy), policy, non_product_codes=codes, report=False)
+        tables, rows = _cleaned_order_tables(ds, policy)
         del ds
         descr = list(policy.describe())
-        q = cleaned.quarantine
-        if q is not None and len(q):
-            counts = q.groupby(["table", "reason"]).size().reset_index(name="rows")
-            for r in counts.itertuples(index=False):
-                rows.append({"step": f"cleaning ({r.table})", "reason": str(r.reason), "rows": int(r.rows)})
-        tables = cleaned.tables
-        del cleaned, q
         n_lines = len(tables["order_items"])
-        _free(n_lines)
-        status = tables["orders"]["status"].astype(str)
-        other = status[status != "completed"]
-        if len(other):
-            for st, n in other.value_counts().items():
-                rows.append({"step": "baskets", "reason": f"order status '{st}' (only completed orders form baskets)",
-                             "rows": int(n)})
-        del status, other
-        nonpos = int((tables["order_items"]["quantity"] <= 0).sum())
-        if nonpos:
-            rows.append({"step": "baskets", "reason": "order line with quantity <= 0 (a return, not a purchase)",
-                         "rows": nonpos})
+        # called from here (not from a helper): its warning's stacklevel points at this function
         b = baskets_from_orders(tables, item_level=item_level, basket_by=basket_by, window=window)
         del tables
         _free(n_lines)
-        has_ts = True
     if hierarchy is not None:
         b = aggregate_items(b, hierarchy, hierarchy_level)
     excl = pd.DataFrame(rows, columns=["step", "reason", "rows"])
-    return BasketData(baskets=b, format=fmt, source=source, has_timestamps=has_ts, exclusions=excl, policy=descr)
+    return BasketData(baskets=b, format=fmt, source=source, has_timestamps=fmt != "baskets", exclusions=excl,
+                      policy=descr)
+
+
+def _file_baskets(ds: Any, *, item_level: str, basket_by: str, hierarchy: Any
+                  ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """The long basket table of a basket file and its exclusion rows (empty basket lines)."""
+    if basket_by != "order":
+        raise ParameterError("basket_by='customer' needs order data with customer ids; a basket file has "
+                             "one basket per line. Use basket_by='order'.", allowed=["order"])
+    b = baskets_from_lists(ds.baskets or [])
+    rows = []
+    n_empty = int(b["item"].isna().sum())
+    if n_empty:
+        rows.append({"step": "baskets", "reason": "empty basket line (kept in the basket count)", "rows": n_empty})
+    if item_level == "category" and hierarchy is None:
+        raise ParameterError("item_level='category' on a basket file needs an item hierarchy "
+                             "(hierarchy=..., hierarchy_level=...), e.g. Groceries' groceries_iteminfo.csv.")
+    return b, rows
+
+
+def _cleaned_order_tables(ds: Any, policy: Any) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
+    """Clean the order tables taken out of ``ds`` for baskets; the cleaned tables and the exclusion
+    rows (quarantine counts, orders with another status, return lines)."""
+    codes = _non_product_codes(ds)
+    # the tables are handed over, not kept here: clean() works on them and they are freed
+    # when it returns, with only the cleaned copies left
+    cleaned = quality.clean(_basket_tables(ds, policy), policy, non_product_codes=codes, report=False)
+    rows = _quarantine_rows(cleaned.quarantine)
+    tables = cleaned.tables
+    del cleaned
+    _free(len(tables["order_items"]))
+    rows.extend(_not_basket_rows(tables))
+    return tables, rows
+
+
+def _quarantine_rows(quarantine: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """Exclusion rows from the cleaning quarantine: one per (table, reason)."""
+    rows = []
+    if quarantine is not None and len(quarantine):
+        counts = quarantine.groupby(["table", "reason"]).size().reset_index(name="rows")
+        for r in counts.itertuples(index=False):
+            rows.append({"step": f"cleaning ({r.table})", "reason": str(r.reason), "rows": int(r.rows)})
+    return rows
+
+
+def _not_basket_rows(tables: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
+    """Exclusion rows for what cleaning keeps but baskets leave out: orders with a status other
+    than completed (per status) and lines with quantity ≤ 0."""
+    rows = []
+    status = tables["orders"]["status"].astype(str)
+    other = status[status != "completed"]
+    if len(other):
+        for st, n in other.value_counts().items():
+            rows.append({"step": "baskets", "reason": f"order status '{st}' (only completed orders form baskets)",
+                         "rows": int(n)})
+    nonpos = int((tables["order_items"]["quantity"] <= 0).sum())
+    if nonpos:
+        rows.append({"step": "baskets", "reason": "order line with quantity <= 0 (a return, not a purchase)",
+                     "rows": nonpos})
+    return rows
 
 
 

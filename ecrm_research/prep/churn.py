@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,77 @@ def _by_customer_then_time(code: np.ndarray, t_ns: np.ndarray) -> np.ndarray:
         return np.argsort((code << span.bit_length()) | (rel // unit))
     return np.lexsort((t_ns, code))
 
+
+
+@dataclass(frozen=True, eq=False)
+class _CompletedByCustomer:
+    """The completed orders up to ``as_of``, coded per customer and sorted by (customer, time).
+
+    Customers are referred to by their *rank*: the position of their id among the customers with a
+    completed order, in the order of the ids as text (row r of the labels is rank r).
+    """
+
+    n_in_data: int             # customers in the data: customers table ∪ customers with orders
+    ids: pd.Series             # ids (text) of the customers to label, by rank
+    names: np.ndarray          # the same ids as an object array
+    rows: np.ndarray           # rows in ``orders`` of the completed orders, sorted
+    customer: np.ndarray       # rank per sorted completed order
+    t_ns: np.ndarray           # time (ns) per sorted completed order
+    first: np.ndarray          # True at each customer's first sorted completed order
+    last: np.ndarray           # True at each customer's last sorted completed order
+    order_status: np.ndarray   # status code of every order (:func:`~.rules.status_codes`)
+    order_t_ns: np.ndarray     # time (ns) of every order; NaT is the int64 minimum
+    order_customer: np.ndarray  # rank of every order's customer; -1: no id, or no completed order
+
+    @property
+    def n_customers(self) -> int:
+        return len(self.ids)
+
+
+def _completed_by_customer(tables: Mapping[str, pd.DataFrame], ts: pd.Series, as_of: pd.Timestamp
+                           ) -> _CompletedByCustomer:
+    """Code the orders' customers once and sort the completed orders up to ``as_of`` by customer, then time.
+
+    Raises
+    ------
+    AnalysisError
+        No completed order on or before ``as_of``.
+    """
+    orders = tables["orders"]
+    status = orders["status"]
+    # integer codes, no per-row Python: customers are coded once and every later group-by is a
+    # bincount / ufunc.at over the codes (the reference implementation grouped on id strings)
+    st_low = status_codes(status)
+    ts_ns = ts.to_numpy("datetime64[ns]").view(np.int64)
+    nat = ts_ns == np.iinfo(np.int64).min
+    has_cust = np.asarray(orders["customer_id"].notna(), dtype=bool)
+    sel = (st_low == 1) & ~nat & has_cust & (ts_ns <= as_of.value)
+
+    # one integer coding of the orders' customer ids (in the order of the ids as text, so
+    # code order is name order) serves every later look-up
+    cust_ids = pd.Series(pd.arrays.ArrowStringArray(_as_arrow_text(orders["customer_id"])))
+    ccode, cuniq = key_codes(cust_ids, sort=True)
+    n_dict = len(cuniq)
+    n_all = n_dict + _registered_without_orders(tables, cuniq)
+    if not sel.any():
+        raise AnalysisError(f"No completed orders on or before as_of={as_of.date()}: nothing to label. "
+                            f"Order statuses present: {status.astype('string').value_counts().to_dict()}.")
+    rows = np.flatnonzero(sel)
+    labelled = np.zeros(n_dict, dtype=bool)
+    labelled[ccode[rows]] = True
+    lab_codes = np.flatnonzero(labelled)      # codes of the customers to label, in name order
+    lab_ids = pd.Series(cuniq[lab_codes])     # their ids (text), row r of the result = rank r
+    rank_of_code = np.full(n_dict + 1, -1, dtype=np.int64)  # last slot: missing customer id
+    rank_of_code[lab_codes] = np.arange(len(lab_codes))
+    crank = rank_of_code[ccode[rows]]
+    t_all = ts_ns[rows]
+    perm = _by_customer_then_time(crank, t_all)
+    cs, tsrt = crank[perm], t_all[perm]
+    _break_time_ties(perm, cs, tsrt, orders["order_id"].iloc[rows])
+    return _CompletedByCustomer(
+        n_in_data=n_all, ids=lab_ids, names=lab_ids.to_numpy(dtype=object), rows=rows[perm], customer=cs,
+        t_ns=tsrt, first=np.r_[True, cs[1:] != cs[:-1]], last=np.r_[cs[1:] != cs[:-1], True],
+        order_status=st_low, order_t_ns=ts_ns, order_customer=rank_of_code[ccode])
 
 
 def label_churn(
@@ -116,49 +188,27 @@ def label_churn(
       (annualised historical spend), used for value at risk.
     """
     W, N = churn_windows(tables, inactivity_days, covariate_window_days)
-    orders = tables["orders"]
-    status = orders["status"]
-    ts = pd.to_datetime(orders["ordered_at"])
+    ts = pd.to_datetime(tables["orders"]["ordered_at"])
     as_of = end_of_data(as_of, ts.max())
-    acct: list[dict[str, Any]] = []
+    done = _completed_by_customer(tables, ts, as_of)
+    acct: list[dict[str, Any]] = [
+        accounting_row("customers in the data", done.n_in_data, "customers table ∪ customers with orders")]
+    lab = _first_passage_labels(done, W, as_of)
+    acct.append(accounting_row("customers with a completed order on or before as_of", len(lab),
+                               f"{done.n_in_data - len(lab):,} customers without one are never at risk"))
+    per_order = _completed_order_values(tables, done.rows)
+    spend_total = (np.zeros(done.n_customers) if per_order is None
+                   else np.bincount(done.customer, weights=per_order, minlength=done.n_customers))
+    cov = _window_covariates(tables, done, N, as_of, per_order)
+    return finish_churn_labels(lab, cov, spend_total, acct, as_of=as_of, W=W, N=N)
 
-    # integer codes, no per-row Python: customers are coded once and every later group-by is a
-    # bincount / ufunc.at over the codes (the reference implementation grouped on id strings)
-    st_low = status_codes(status)
-    ts_ns = ts.to_numpy("datetime64[ns]").view(np.int64)
-    nat = ts_ns == np.iinfo(np.int64).min
-    has_cust = np.asarray(orders["customer_id"].notna(), dtype=bool)
-    sel = (st_low == 1) & ~nat & has_cust & (ts_ns <= as_of.value)
 
-    # one integer coding of the orders' customer ids (in the order of the ids as text, so
-    # code order is name order) serves every later look-up
-    cust_ids = pd.Series(pd.arrays.ArrowStringArray(_as_arrow_text(orders["customer_id"])))
-    ccode, cuniq = key_codes(cust_ids, sort=True)
-    n_dict = len(cuniq)
-    n_all = n_dict + _registered_without_orders(tables, cuniq)
-    acct.append(accounting_row("customers in the data", n_all, "customers table ∪ customers with orders"))
-    if not sel.any():
-        raise AnalysisError(f"No completed orders on or before as_of={as_of.date()}: nothing to label. "
-                            f"Order statuses present: {status.astype('string').value_counts().to_dict()}.")
-    rows = np.flatnonzero(sel)
-    labelled = np.zeros(n_dict, dtype=bool)
-    labelled[ccode[rows]] = True
-    lab_codes = np.flatnonzero(labelled)      # codes of the customers to label, in name order
-    nc = len(lab_codes)
-    lab_ids = pd.Series(cuniq[lab_codes])     # their ids (text), row r of the result = rank r
-    rank_of_code = np.full(n_dict + 1, -1, dtype=np.int64)  # last slot: missing customer id
-    rank_of_code[lab_codes] = np.arange(nc)
-    names = lab_ids.to_numpy(dtype=object)
-    crank = rank_of_code[ccode[rows]]
-    t_all = ts_ns[rows]
-    perm = _by_customer_then_time(crank, t_all)
-    cs, tsrt = crank[perm], t_all[perm]
-    _break_time_ties(perm, cs, tsrt, orders["order_id"].iloc[rows])
-    drows = rows[perm]                      # orders rows of the completed orders, sorted
-    cid_code = cs                           # customer (rank) per sorted completed order
-    t = tsrt.view("datetime64[ns]")
-    first_mask = np.r_[True, cid_code[1:] != cid_code[:-1]]
-    last_mask = np.r_[cid_code[1:] != cid_code[:-1], True]
+def _first_passage_labels(done: _CompletedByCustomer, W: int, as_of: pd.Timestamp) -> pd.DataFrame:
+    """One row per customer (by rank): first and last order, event, churn date, duration (days),
+    returned after churning, number of completed orders (see :func:`label_churn`'s notes)."""
+    cid_code, first_mask, last_mask = done.customer, done.first, done.last
+    nc = done.n_customers
+    t = done.t_ns.view("datetime64[ns]")
     nxt = np.r_[t[1:], np.datetime64("NaT")]
     window = np.timedelta64(W, "D")
     with np.errstate(invalid="ignore"):
@@ -176,8 +226,7 @@ def label_churn(
     last_pos = np.flatnonzero(last_mask)
     returned = flagged & (first_flag_pos < last_pos)
 
-    sorted_names = names
-    lab = pd.DataFrame({"customer_id": sorted_names, "first_order_at": first_at, "last_order_at": last_at})
+    lab = pd.DataFrame({"customer_id": done.names, "first_order_at": first_at, "last_order_at": last_at})
     churn_at = np.where(flagged, t[np.minimum(first_flag_pos, len(t) - 1)], np.datetime64("NaT")
                         ).astype("datetime64[ns]") + np.timedelta64(W, "D")
     lab["event"] = flagged.astype(int)
@@ -186,62 +235,87 @@ def label_churn(
     lab["duration"] = (end - first_at) / np.timedelta64(1, "D")
     lab["returned_after_churn"] = returned.astype(bool)
     lab["n_orders_total"] = n_total.astype(float)
-    n_labelled = len(lab)
-    acct.append(accounting_row("customers with a completed order on or before as_of", n_labelled,
-                               f"{n_all - n_labelled:,} customers without one are never at risk"))
+    return lab
 
-    # behaviour window [t0, t0 + N): customers are referred to by their code (= row of lab)
-    f_ns = first_at.view(np.int64)
-    n_ns = N * 86_400 * 10**9
 
-    def in_window(code: np.ndarray, when_ns: np.ndarray) -> np.ndarray:
+@dataclass(frozen=True, eq=False)
+class _BehaviourWindow:
+    """The behaviour window [t₀, t₀ + N) of each customer (by rank), t₀ the first completed order."""
+
+    first_ns: np.ndarray  # t₀ (ns) per customer
+    length_ns: int        # N in ns
+
+    def contains(self, code: np.ndarray, when_ns: np.ndarray) -> np.ndarray:
+        """Whether each event (customer rank ``code``, time ``when_ns``) falls in its customer's window;
+        False for rank -1 and for NaT."""
         ok = code >= 0
-        f = f_ns[np.maximum(code, 0)]
-        return ok & (when_ns >= f) & (when_ns < f + n_ns) & (when_ns != np.iinfo(np.int64).min)
+        f = self.first_ns[np.maximum(code, 0)]
+        return ok & (when_ns >= f) & (when_ns < f + self.length_ns) & (when_ns != np.iinfo(np.int64).min)
 
-    win = in_window(cid_code, tsrt)
-    wcode = cid_code[win]
-    cov = pd.DataFrame(index=pd.Index(sorted_names, name="customer_id"))
 
-    def mean_by(code: np.ndarray, x: np.ndarray) -> np.ndarray:
-        ok = ~np.isnan(x)
-        return mean_or_nan(np.bincount(code[ok], weights=x[ok], minlength=nc), np.bincount(code[ok], minlength=nc))
+def _mean_by(code: np.ndarray, x: np.ndarray, n: int) -> np.ndarray:
+    """Mean of ``x`` per customer rank ``code`` (``n`` customers), ignoring NaN; NaN where none."""
+    ok = ~np.isnan(x)
+    return mean_or_nan(np.bincount(code[ok], weights=x[ok], minlength=n), np.bincount(code[ok], minlength=n))
 
-    def col(name: str, r: np.ndarray) -> np.ndarray:
-        return orders[name].iloc[r].to_numpy(dtype=float, na_value=np.nan)
 
+def _order_floats(orders: pd.DataFrame, name: str, rows: np.ndarray) -> np.ndarray:
+    """Column ``name`` of ``orders`` at ``rows`` as floats (NaN where missing)."""
+    return orders[name].iloc[rows].to_numpy(dtype=float, na_value=np.nan)
+
+
+def _window_covariates(tables: Mapping[str, pd.DataFrame], done: _CompletedByCustomer, N: int,
+                       as_of: pd.Timestamp, per_order: np.ndarray | None) -> pd.DataFrame:
+    """The covariates measured without look-ahead in each customer's behaviour window, plus the
+    registration attributes; one row per customer (by rank), indexed by ``customer_id``.
+
+    ``per_order``: the value of each sorted completed order (None without ``order_items``).
+    """
+    orders = tables["orders"]
+    nc = done.n_customers
+    window = _BehaviourWindow(done.t_ns[done.first], N * 86_400 * 10**9)
+    win = window.contains(done.customer, done.t_ns)
+    wcode = done.customer[win]
+    cov = pd.DataFrame(index=pd.Index(done.names, name="customer_id"))
     if {"promised_days", "delivery_days"} <= set(orders.columns):
-        dl, pr = col("delivery_days", drows), col("promised_days", drows)
-        with np.errstate(invalid="ignore"):
-            late = np.where(np.isnan(dl) | np.isnan(pr), np.nan, (dl > pr).astype(float))
-        cov["first_order_late"] = pd.array(np.where(np.isnan(late[first_mask]), None, late[first_mask] == 1),
-                                           dtype="boolean")
-        cov["late_share"] = mean_by(wcode, late[win])
-    # every status in the window, for the return share
-    code_of_cust = rank_of_code[ccode]  # -1: no customer id, or a customer without a completed order
-    rel = (st_low > 0) & ~nat & (ts_ns <= as_of.value) & in_window(code_of_cust, ts_ns)
-    is_return = (st_low[rel] == STATUS_CODES[RETURNED]).astype(float)
-    cov["return_share"] = np.nan_to_num(mean_by(code_of_cust[rel], is_return), nan=0.0)
+        _add_late_deliveries(cov, orders, done, win)
+    cov["return_share"] = _return_share(done, window, as_of)
     sc = tables.get("service_contacts")
     if sc is not None and len(sc):
-        scode = key_positions(sc["customer_id"], lab_ids)  # position in lab_ids = customer code
+        scode = key_positions(sc["customer_id"], done.ids)  # position in ids = customer rank
         when = pd.to_datetime(sc["contacted_at"]).to_numpy("datetime64[ns]").view(np.int64)
-        m = in_window(scode, when)
-        cov["n_contacts"] = np.bincount(scode[m], minlength=nc).astype(float)
-    if "discount_rate" in orders.columns and orders["discount_rate"].iloc[drows].notna().any():
-        cov["mean_discount"] = mean_by(wcode, col("discount_rate", drows)[win])
+        cov["n_contacts"] = np.bincount(scode[window.contains(scode, when)], minlength=nc).astype(float)
+    if "discount_rate" in orders.columns and orders["discount_rate"].iloc[done.rows].notna().any():
+        cov["mean_discount"] = _mean_by(wcode, _order_floats(orders, "discount_rate", done.rows)[win], nc)
     cov["n_orders_window"] = np.bincount(wcode, minlength=nc).astype(float)
-    spend_total = np.zeros(nc)
-    if "order_items" in tables and len(tables["order_items"]):
-        per_order = _completed_order_values(tables["order_items"], orders["order_id"], drows)
-        spend_total = np.bincount(cid_code, weights=per_order, minlength=nc)
+    if per_order is not None:
         cov["spend_window"] = np.bincount(wcode, weights=per_order[win], minlength=nc)
     if "customers" in tables:
-        _add_registration_attributes(cov, tables["customers"], lab_ids)
-    if "channel" not in cov.columns and "channel" in orders.columns and orders["channel"].iloc[drows].notna().any():
-        cov["channel"] = orders["channel"].iloc[drows[first_mask]].astype(object).to_numpy()
+        _add_registration_attributes(cov, tables["customers"], done.ids)
+    if "channel" not in cov.columns and "channel" in orders.columns and orders["channel"].iloc[done.rows].notna().any():
+        cov["channel"] = orders["channel"].iloc[done.rows[done.first]].astype(object).to_numpy()
+    return cov
 
-    return finish_churn_labels(lab, cov, spend_total, acct, as_of=as_of, W=W, N=N)
+
+def _add_late_deliveries(cov: pd.DataFrame, orders: pd.DataFrame, done: _CompletedByCustomer,
+                         win: np.ndarray) -> None:
+    """``first_order_late`` (nullable boolean) and ``late_share`` (share of late deliveries in the
+    window; ``win`` marks the sorted completed orders inside it)."""
+    dl, pr = _order_floats(orders, "delivery_days", done.rows), _order_floats(orders, "promised_days", done.rows)
+    with np.errstate(invalid="ignore"):
+        late = np.where(np.isnan(dl) | np.isnan(pr), np.nan, (dl > pr).astype(float))
+    first_late = late[done.first]
+    cov["first_order_late"] = pd.array(np.where(np.isnan(first_late), None, first_late == 1), dtype="boolean")
+    cov["late_share"] = _mean_by(done.customer[win], late[win], done.n_customers)
+
+
+def _return_share(done: _CompletedByCustomer, window: _BehaviourWindow, as_of: pd.Timestamp) -> np.ndarray:
+    """Returned / (completed + returned) orders per customer in the window; 0 without any."""
+    st_low, ts_ns, code_of_cust = done.order_status, done.order_t_ns, done.order_customer
+    nat = ts_ns == np.iinfo(np.int64).min
+    rel = (st_low > 0) & ~nat & (ts_ns <= as_of.value) & window.contains(code_of_cust, ts_ns)
+    is_return = (st_low[rel] == STATUS_CODES[RETURNED]).astype(float)
+    return np.nan_to_num(_mean_by(code_of_cust[rel], is_return, done.n_customers), nan=0.0)
 
 
 def _registered_without_orders(tables: Mapping[str, pd.DataFrame], order_customers: pd.Index) -> int:
@@ -266,8 +340,12 @@ def _break_time_ties(perm: np.ndarray, code: np.ndarray, t_ns: np.ndarray, order
     perm[pos_in] = sub["p"].to_numpy()
 
 
-def _completed_order_values(items: pd.DataFrame, order_ids: pd.Series, drows: np.ndarray) -> np.ndarray:
-    """Σ quantity × unit_price per completed order (``drows``: their rows in ``orders``, sorted)."""
+def _completed_order_values(tables: Mapping[str, pd.DataFrame], drows: np.ndarray) -> np.ndarray | None:
+    """Σ quantity × unit_price per completed order (``drows``: their rows in ``orders``, sorted);
+    None without order lines."""
+    if "order_items" not in tables or not len(tables["order_items"]):
+        return None
+    items, order_ids = tables["order_items"], tables["orders"]["order_id"]
     # lines are summed per run of one order, runs per completed order: no per-line join array
     starts, opos = key_runs(items["order_id"], order_ids)  # run of lines -> row in orders
     sorted_pos = np.full(len(order_ids) + 1, -1, dtype=np.int64)  # row in orders -> position in drows
@@ -408,53 +486,23 @@ def prepare_customer_table(
     * Missing covariate values are left in place; :class:`ChurnCoxModel` reports them (and
       drops the rows with a count when ``missing='drop'``).
     """
-    if unit not in UNITS_PER_YEAR:
-        raise AnalysisError(f"unit must be one of {list(UNITS_PER_YEAR)}, got {unit!r}.")
-    for col, what in ((duration_col, "duration_col"), (event_col, "event_col")):
-        if col is None or col not in frame.columns:
-            raise AnalysisError(f"{what}={col!r} is not a column of the customer table. Columns: "
-                                f"{list(frame.columns)[:30]}. Pass duration_col= and event_col=.")
+    _check_table_arguments(frame, duration_col, event_col, unit)
     df = frame.copy()
     acct = [accounting_row("rows in the customer table", len(df), "input")]
     if id_col is None:
-        cands = [c for c in df.columns if c not in (duration_col, event_col) and _looks_like_id(df[c], str(c))]
-        id_col = cands[0] if cands else None
+        id_col = _detect_id_column(df, duration_col, event_col)
     ids = df[id_col].astype(str) if id_col is not None else pd.Series(np.arange(len(df)).astype(str), index=df.index)
-    excluded = {duration_col, event_col, id_col}
-    if covariates is None:
-        covariates = [c for c in df.columns if c not in excluded
-                      and not (c != value_col and _looks_like_id(df[c], str(c)))]
-    else:
-        missing = [c for c in covariates if c not in df.columns]
-        if missing:
-            raise AnalysisError(f"covariate(s) {missing} are not columns of the customer table. "
-                                f"Columns: {list(df.columns)[:30]}.")
-        covariates = list(covariates)
-    notes = []
-    for c in set(covariates) | ({value_col} if value_col else set()) | {duration_col}:
-        num = _numeric_text(df[c])
-        if num is not None:
-            blanks = int(num.isna().sum() - df[c].isna().sum())
-            df[c] = num
-            notes.append(accounting_row(f"'{c}': numeric text converted", blanks,
-                                         f"{blanks:,} blank/non-numeric value(s) became missing"))
+    covariates = _covariate_columns(df, covariates, {duration_col, event_col, id_col}, value_col)
+    notes = _convert_numeric_text(df, set(covariates) | ({value_col} if value_col else set()) | {duration_col})
     duration = pd.to_numeric(df[duration_col], errors="coerce").astype(float)
     event = coerce_event(df[event_col], event_col)
     acct.extend(notes)
-    bad = duration.isna() | event.isna()
-    acct.append(accounting_row("dropped: missing duration or event", int(bad.sum()),
-                                f"{duration_col} or {event_col} empty"))
-    nonpos = ~bad & (duration <= 0)
-    acct.append(accounting_row(f"dropped: {duration_col} ≤ 0", int(nonpos.sum()),
-                                "joined in the current period: no time at risk yet"))
-    keep = ~(bad | nonpos)
+    keep, dropped = _rows_at_risk(duration, event, duration_col, event_col)
+    acct.extend(dropped)
     out = pd.DataFrame({"customer_id": ids[keep].to_numpy(), "duration": duration[keep].to_numpy(),
                         "event": event[keep].astype(int).to_numpy()})
     if value_col is not None:
-        if value_col not in df.columns:
-            raise AnalysisError(f"value_col={value_col!r} is not a column of the customer table.")
-        v = pd.to_numeric(df.loc[keep, value_col], errors="coerce").to_numpy(float)
-        out["annual_value"] = v / out["duration"].to_numpy() * UNITS_PER_YEAR[unit]
+        out["annual_value"] = _annual_value(df, keep, value_col, out["duration"].to_numpy(), unit)
     for c in covariates:
         out[c] = df.loc[keep, c].to_numpy() if not isinstance(df[c].dtype, pd.CategoricalDtype) \
             else df.loc[keep, c].reset_index(drop=True).to_numpy()
@@ -467,3 +515,67 @@ def prepare_customer_table(
                   f"(right-censored at the end of data).")
     return ChurnData(frame=out, covariates=list(covariates), unit=unit, accounting=pd.DataFrame(acct),
                      definition=definition)
+
+
+def _check_table_arguments(frame: pd.DataFrame, duration_col: str, event_col: str, unit: str) -> None:
+    """The duration unit is known and the duration and event columns exist."""
+    if unit not in UNITS_PER_YEAR:
+        raise AnalysisError(f"unit must be one of {list(UNITS_PER_YEAR)}, got {unit!r}.")
+    for col, what in ((duration_col, "duration_col"), (event_col, "event_col")):
+        if col is None or col not in frame.columns:
+            raise AnalysisError(f"{what}={col!r} is not a column of the customer table. Columns: "
+                                f"{list(frame.columns)[:30]}. Pass duration_col= and event_col=.")
+
+
+def _detect_id_column(df: pd.DataFrame, duration_col: str, event_col: str) -> str | None:
+    """The first column (other than duration and event) that looks like a customer id, else None."""
+    cands = [c for c in df.columns if c not in (duration_col, event_col) and _looks_like_id(df[c], str(c))]
+    return cands[0] if cands else None
+
+
+def _covariate_columns(df: pd.DataFrame, covariates: Sequence[str] | None, excluded: set,
+                       value_col: str | None) -> list[str]:
+    """The covariates asked for (checked to be columns), or by default every column neither
+    ``excluded`` nor an identifier (``value_col`` is kept even when it looks like one)."""
+    if covariates is None:
+        return [c for c in df.columns if c not in excluded
+                and not (c != value_col and _looks_like_id(df[c], str(c)))]
+    missing = [c for c in covariates if c not in df.columns]
+    if missing:
+        raise AnalysisError(f"covariate(s) {missing} are not columns of the customer table. "
+                            f"Columns: {list(df.columns)[:30]}.")
+    return list(covariates)
+
+
+def _convert_numeric_text(df: pd.DataFrame, columns: set) -> list[dict[str, Any]]:
+    """Replace, in place, each of ``columns`` that holds numbers as text by the numbers; one
+    accounting row per converted column (blanks that became missing)."""
+    notes = []
+    for c in columns:
+        num = _numeric_text(df[c])
+        if num is not None:
+            blanks = int(num.isna().sum() - df[c].isna().sum())
+            df[c] = num
+            notes.append(accounting_row(f"'{c}': numeric text converted", blanks,
+                                         f"{blanks:,} blank/non-numeric value(s) became missing"))
+    return notes
+
+
+def _rows_at_risk(duration: pd.Series, event: pd.Series, duration_col: str, event_col: str
+                  ) -> tuple[pd.Series, list[dict[str, Any]]]:
+    """The rows kept (a duration and an event, duration > 0) and the accounting rows of those dropped."""
+    bad = duration.isna() | event.isna()
+    nonpos = ~bad & (duration <= 0)
+    dropped = [accounting_row("dropped: missing duration or event", int(bad.sum()),
+                              f"{duration_col} or {event_col} empty"),
+               accounting_row(f"dropped: {duration_col} ≤ 0", int(nonpos.sum()),
+                              "joined in the current period: no time at risk yet")]
+    return ~(bad | nonpos), dropped
+
+
+def _annual_value(df: pd.DataFrame, keep: pd.Series, value_col: str, duration: np.ndarray, unit: str) -> np.ndarray:
+    """Historical spend ``value_col`` of the kept rows, annualised: value / duration × periods per year."""
+    if value_col not in df.columns:
+        raise AnalysisError(f"value_col={value_col!r} is not a column of the customer table.")
+    v = pd.to_numeric(df.loc[keep, value_col], errors="coerce").to_numpy(float)
+    return v / duration * UNITS_PER_YEAR[unit]

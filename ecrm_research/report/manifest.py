@@ -207,52 +207,81 @@ def build_manifest(
     root = Path(out)
     now = datetime.now().astimezone()
     created = (started or now).isoformat(timespec="seconds")
-    mapping_info = None
-    if isinstance(mapping, (str, Path)) and Path(mapping).is_file():
-        mapping_info = {"path": str(mapping), "sha256": sha256_file(mapping)}
-    elif isinstance(mapping, Mapping):
-        mapping_info = {"inline": json_safe(dict(mapping))}
     notebooks: dict[str, Any] = dict((previous or {}).get("notebooks", {}))
     for r in results:
-        run = {}
-        try:
-            run = json.loads((Path(r.out_dir) / "run.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            pass
-        notebooks[r.name] = {
-            "notebook": run.get("notebook"),
-            "notebook_path": run.get("notebook_path"),
-            "notebook_sha256": run.get("notebook_sha256"),
-            "status": r.status,
-            "error": r.error,
-            "seconds": round(float(r.seconds), 3),
-            "parameters": {k: v for k, v in (run.get("parameters") or {}).items() if k != "out_dir"},
-            "seed": run.get("seed"),
-            "tables": table_hashes(r.out_dir),
-            "run": created,
-        }
+        notebooks[r.name] = _notebook_entry(r, created)
     return {
         "manifest_version": 1,
         "created": created,
         "finished": now.isoformat(timespec="seconds"),
+        **_environment_info(),
+        "run": _run_arguments(root, names, data=data, data_format=data_format, mapping=mapping, params=params,
+                              timeout=timeout, notebooks_dir=notebooks_dir),
+        "inputs": {"data": hash_inputs(data), "mapping": _mapping_input(mapping)},
+        "notebooks": notebooks,
+    }
+
+
+def _environment_info() -> dict[str, Any]:
+    """Python version and executable, platform, package versions and git state of this process."""
+    return {
         "python": platform.python_version(),
         "python_executable": sys.executable,
         "platform": platform.platform(),
         "packages": package_versions(),
         "git": git_info(),
-        "run": {
-            "names": list(names),
-            "data": data,
-            "data_format": data_format,
-            "mapping": mapping if not isinstance(mapping, Mapping) else json_safe(dict(mapping)),
-            "params": {k: json_safe(v) for k, v in (params or {}).items()},
-            "timeout": timeout,
-            "notebooks_dir": str(Path(notebooks_dir).resolve()) if notebooks_dir is not None else str(NOTEBOOKS_DIR),
-            "out": str(root),
-        },
-        "inputs": {"data": hash_inputs(data), "mapping": mapping_info},
-        "notebooks": notebooks,
     }
+
+
+def _run_arguments(root: Path, names: Sequence[str], *, data: Any, data_format: str | None, mapping: Any,
+                   params: Mapping[str, Any] | None, timeout: float | None,
+                   notebooks_dir: str | Path | None) -> dict[str, Any]:
+    """The manifest's ``run`` entry: the arguments that repeat the run."""
+    return {
+        "names": list(names),
+        "data": data,
+        "data_format": data_format,
+        "mapping": mapping if not isinstance(mapping, Mapping) else json_safe(dict(mapping)),
+        "params": {k: json_safe(v) for k, v in (params or {}).items()},
+        "timeout": timeout,
+        "notebooks_dir": str(Path(notebooks_dir).resolve()) if notebooks_dir is not None else str(NOTEBOOKS_DIR),
+        "out": str(root),
+    }
+
+
+def _mapping_input(mapping: Any) -> dict[str, Any] | None:
+    """The mapping's input entry: a file's path and sha256, an inline mapping's content, else None."""
+    if isinstance(mapping, (str, Path)) and Path(mapping).is_file():
+        return {"path": str(mapping), "sha256": sha256_file(mapping)}
+    if isinstance(mapping, Mapping):
+        return {"inline": json_safe(dict(mapping))}
+    return None
+
+
+def _notebook_entry(result: Any, created: str) -> dict[str, Any]:
+    """The manifest entry of one notebook run (a :class:`~ecrm_research.report.runner.RunResult`),
+    from the result and its ``run.json``; `created` stamps the run it belongs to."""
+    run = _read_run_json(Path(result.out_dir))
+    return {
+        "notebook": run.get("notebook"),
+        "notebook_path": run.get("notebook_path"),
+        "notebook_sha256": run.get("notebook_sha256"),
+        "status": result.status,
+        "error": result.error,
+        "seconds": round(float(result.seconds), 3),
+        "parameters": {k: v for k, v in (run.get("parameters") or {}).items() if k != "out_dir"},
+        "seed": run.get("seed"),
+        "tables": table_hashes(result.out_dir),
+        "run": created,
+    }
+
+
+def _read_run_json(out_dir: Path) -> dict[str, Any]:
+    """An analysis folder's ``run.json``, or {} when it is missing or unreadable."""
+    try:
+        return json.loads((out_dir / "run.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
 
 
 def write_manifest(out: str | Path, results: Sequence[Any], **kwargs: Any) -> Path:

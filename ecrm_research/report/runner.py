@@ -30,7 +30,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -323,15 +323,12 @@ def run_notebook(
     """
     src = notebook_path(name, notebooks_dir)
     declared = notebook_parameters(name, notebooks_dir=notebooks_dir)
-    root = Path(out).expanduser().resolve() if out is not None else REPORTS_DIR
-    out_dir = root / name
+    out_dir = _output_root(out) / name
     parameters = build_parameters(
         declared, name, data=data, data_format=data_format, mapping=mapping, params=params,
         out_dir=out_dir,
     )
-    nb_out = out_dir / f"{name}.ipynb"
-    _clear_previous(out_dir, nb_out)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    nb_out = _prepare_output(out_dir, name)
     kernel = ensure_kernel(KERNEL_NAME)
 
     # Kernels inherit the environment. A fixed hash seed makes set and dict orders of strings the
@@ -344,22 +341,8 @@ def run_notebook(
                                       shutdown=_shutdown_mode(effective))
 
     result = RunResult(name=name, status=status, out_dir=out_dir, error=error, seconds=seconds)
-    record = {
-        "name": name,
-        "notebook": src.name,
-        "notebook_path": str(src.resolve()),
-        "notebook_sha256": sha256_file(src),
-        "status": status,
-        "error": error,
-        "seconds": round(seconds, 3),
-        "started": started.isoformat(timespec="seconds"),
-        "parameters": {k: json_safe(v) for k, v in parameters.items()},
-        "seed": json_safe(effective.get("seed")),
-        "python_hash_seed": hash_seed,
-        "tables": table_hashes(out_dir),
-        "render_error": None,
-        "pdf": None,
-    }
+    record = _run_record(result, src, parameters, seed=effective.get("seed"), started=started,
+                         hash_seed=hash_seed)
     if render and nb_out.exists():
         _render(nb_out, out_dir, name, record)
         result.pending = _print_pdf(out_dir, record, pdf, pdf_executor, pdf_printer)
@@ -367,6 +350,40 @@ def run_notebook(
             return result  # run.json is written now and again when the PDF is done
     _write_run_json(out_dir, record)
     return result
+
+
+def _output_root(out: str | Path | None) -> Path:
+    """The output root: `out` made absolute, default ``paths.REPORTS_DIR``."""
+    return Path(out).expanduser().resolve() if out is not None else REPORTS_DIR
+
+
+def _prepare_output(out_dir: Path, name: str) -> Path:
+    """Clear an earlier run's outputs from `out_dir`, create it, and return the executed notebook's path."""
+    nb_out = out_dir / f"{name}.ipynb"
+    _clear_previous(out_dir, nb_out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return nb_out
+
+
+def _run_record(result: RunResult, src: Path, parameters: Mapping[str, Any], *, seed: Any, started: datetime,
+                hash_seed: str) -> dict[str, Any]:
+    """The content of ``run.json`` after execution; rendering and the PDF fill in their fields later."""
+    return {
+        "name": result.name,
+        "notebook": src.name,
+        "notebook_path": str(src.resolve()),
+        "notebook_sha256": sha256_file(src),
+        "status": result.status,
+        "error": result.error,
+        "seconds": round(result.seconds, 3),
+        "started": started.isoformat(timespec="seconds"),
+        "parameters": {k: json_safe(v) for k, v in parameters.items()},
+        "seed": json_safe(seed),
+        "python_hash_seed": hash_seed,
+        "tables": table_hashes(result.out_dir),
+        "render_error": None,
+        "pdf": None,
+    }
 
 
 def _execute(src: Path, nb_out: Path, parameters: Mapping[str, Any], *, kernel: str, progress: bool,
@@ -417,9 +434,7 @@ def _print_pdf(out_dir: Path, record: dict[str, Any], pdf: bool | None, pdf_exec
                pdf_printer: PdfPrinter | None) -> Any:
     """Print ``report.pdf`` (or record why not) into ``record["pdf"]``; with `pdf_executor`, submit
     the printing and return its future (``run.json`` is then written as pending), else None."""
-    if pdf is None:
-        pdf = os.environ.get("ECRM_PDF", "1").strip().lower() not in ("0", "no", "false", "off")
-    if not pdf:
+    if not _pdf_wanted(pdf):
         record["pdf"] = {"status": "skipped", "path": None, "reason": "PDF not requested (--no-pdf / ECRM_PDF=0)",
                          "seconds": 0.0}
         return None
@@ -439,6 +454,13 @@ def _print_pdf(out_dir: Path, record: dict[str, Any], pdf: bool | None, pdf_exec
     # writers of one file at once left run.json with two JSON documents in it.
     _write_run_json(out_dir, record)
     return pdf_executor.submit(_print_and_record)
+
+
+def _pdf_wanted(pdf: bool | None) -> bool:
+    """`pdf`, or when None, whether ``ECRM_PDF`` allows printing (anything but 0/no/false/off)."""
+    if pdf is None:
+        return os.environ.get("ECRM_PDF", "1").strip().lower() not in ("0", "no", "false", "off")
+    return bool(pdf)
 
 
 def _write_run_json(out_dir: Path, record: Mapping[str, Any]) -> None:
@@ -505,14 +527,11 @@ def run_all(
         Unknown name or undeclared parameter (before anything runs).
     """
     order = resolve_names(names, notebooks_dir)
-    given = dict(params or {})
-    for key, value in (("data", data), ("data_format", data_format), ("mapping", mapping)):
-        if value is not None:
-            given[key] = value
+    given = _given_parameters(params, data=data, data_format=data_format, mapping=mapping)
     declared = {n: notebook_parameters(n, notebooks_dir=notebooks_dir) for n in order}
     check_run_parameters(order, declared, given)
 
-    root = Path(out).expanduser().resolve() if out is not None else REPORTS_DIR
+    root = _output_root(out)
     run_date = datetime.now().astimezone()
     n_jobs = min(_number_of_jobs(jobs, given.get("data"), len(order)), len(order))
 
@@ -528,6 +547,23 @@ def run_all(
         dispatch_order({n: expected_seconds(n, root, notebooks_dir) for n in order}, n_jobs)
     done = _run_queue(queue, one, n_jobs, on_result)
     results = [done[n] for n in order]
+    _write_run_summary(root, results, order, given, timeout=timeout, notebooks_dir=notebooks_dir,
+                       run_date=run_date)
+    return results
+
+
+def _given_parameters(params: Mapping[str, Any] | None, **data_args: Any) -> dict[str, Any]:
+    """`params` plus the data arguments (data, data_format, mapping) that are not None."""
+    given = dict(params or {})
+    for key, value in data_args.items():
+        if value is not None:
+            given[key] = value
+    return given
+
+
+def _write_run_summary(root: Path, results: Sequence[RunResult], order: Sequence[str], given: Mapping[str, Any],
+                       *, timeout: float | None, notebooks_dir: str | Path | None, run_date: datetime) -> None:
+    """Write ``root/manifest.json`` and ``root/index.html`` for a :func:`run_all` (paths made absolute)."""
     shown = {k: (absolute_path(v) if k in PATH_PARAMETERS else v) for k, v in given.items()}
     write_manifest(root, results, names=order, data=shown.get("data"), data_format=shown.get("data_format"),
                    mapping=shown.get("mapping"),
@@ -535,7 +571,6 @@ def run_all(
                    timeout=timeout, notebooks_dir=notebooks_dir, started=run_date)
     write_index(root, results, params=shown, run_date=run_date,
                 order=list(list_notebooks(notebooks_dir)))
-    return results
 
 
 def _number_of_jobs(jobs: int | str, data: Any, n_notebooks: int) -> int:
@@ -568,17 +603,28 @@ def _run_queue(queue: Sequence[str], one: Callable[[str, Executor, PdfPrinter], 
                 for n in queue:
                     finished(n, one(n, printer, pdf_printer))
             else:
-                with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="ecrm-run") as pool:
-                    # a long notebook started last would leave the other workers idle (see dispatch_order)
-                    futures = {pool.submit(one, n, printer, pdf_printer): n for n in queue}
-                    for fut in as_completed(futures):
-                        finished(futures[fut], fut.result())
+                _run_in_threads(queue, lambda n: one(n, printer, pdf_printer), n_jobs, finished)
         finally:
             try:
-                for res in done.values():
-                    if res.pending is not None:
-                        res.pending.result()
-                        res.pending = None
+                _wait_for_pdfs(done.values())
             finally:
                 printer.submit(pdf_printer.close).result()  # closed from the thread that used it
     return done
+
+
+def _run_in_threads(queue: Sequence[str], run: Callable[[str], RunResult], n_jobs: int,
+                    finished: Callable[[str, RunResult], None]) -> None:
+    """``run`` every name of `queue` in `n_jobs` threads; ``finished(name, result)`` as each one ends."""
+    with ThreadPoolExecutor(max_workers=n_jobs, thread_name_prefix="ecrm-run") as pool:
+        # a long notebook started last would leave the other workers idle (see dispatch_order)
+        futures = {pool.submit(run, n): n for n in queue}
+        for fut in as_completed(futures):
+            finished(futures[fut], fut.result())
+
+
+def _wait_for_pdfs(results: Iterable[RunResult]) -> None:
+    """Wait for the PDFs still printing (``RunResult.pending``) and clear them."""
+    for res in results:
+        if res.pending is not None:
+            res.pending.result()
+            res.pending = None

@@ -11,7 +11,7 @@ that does not fit one machine can stay in a cluster::
                                              ├─► rfm_table ─────────► pandas, 1 row/customer
                                              ├─► customer_features ─► pandas, 1 row/customer
                                              ├─► suggest_inactivity_days ─► int
-                                             └─► label_churn ───────► survival.ChurnData
+                                             └─► label_churn ───────► prep.ChurnData
 
 A notebook switches engine with one parameter (``prep.engine(prep_engine)``, the same
 :class:`~ecrm_research.prep.base.PrepEngine` calls on pandas or Spark); everything downstream

@@ -23,8 +23,8 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; pyspark is an optional depe
 
 def label_churn(tables: Mapping[str, Any], *, inactivity_days: int = 180, as_of: Any = None,
                 covariate_window_days: int | None = None, progress: bool = False) -> ChurnData:
-    """Label churn in Spark: the :class:`~ecrm_research.survival.ChurnData` of
-    :func:`ecrm_research.survival.label_churn`, computed without collecting orders.
+    """Label churn in Spark: the :class:`~ecrm_research.prep.churn_data.ChurnData` of
+    :func:`ecrm_research.prep.churn.label_churn`, computed without collecting orders.
 
     Window functions over each customer's completed orders (ordered by time, then order id)
     find the first gap of more than ``inactivity_days``; the behaviour window covariates,
@@ -38,7 +38,7 @@ def label_churn(tables: Mapping[str, Any], *, inactivity_days: int = 180, as_of:
         Cleaned Spark tables; ``orders`` is required, ``customers``, ``order_items`` and
         ``service_contacts`` are used when present.
     inactivity_days, as_of, covariate_window_days
-        As :func:`ecrm_research.survival.label_churn` (definitions in its docstring).
+        As :func:`ecrm_research.prep.churn.label_churn` (definitions in its docstring).
     progress : bool, default False
 
     Returns
@@ -249,7 +249,7 @@ def _nothing_to_label(orders: DataFrame, as_of: pd.Timestamp) -> AnalysisError:
 def _churn_frame(pdf: pd.DataFrame, *, orders_columns: set, as_of: pd.Timestamp, W: int, N: int, n_all: int,
                  acct: list, has_items: bool, has_sc: bool, attrs: Sequence[str]) -> ChurnData:
     """The pandas half of :func:`label_churn`: the expressions of
-    :func:`ecrm_research.survival.label_churn` applied to the per-customer sums."""
+    :func:`ecrm_research.prep.churn.label_churn` applied to the per-customer sums."""
     pdf = sort_by_id(pdf, "__c")
     nc = len(pdf)
     names = np.asarray(pdf["__c"].astype(str), dtype=object)

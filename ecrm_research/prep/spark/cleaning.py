@@ -172,7 +172,8 @@ def clean(tables: Mapping[str, Any], policy: CleaningPolicy | None = None, *,
     missing = [t for t in ("orders", "order_items") if t not in tables]
     if missing:
         raise SchemaError(f"clean: table(s) {missing} missing; have {sorted(tables)}. Cleaning needs canonical "
-                          "orders and order_items (read them with spark_prep.read_tables).", column=missing[0])
+                          "orders and order_items (read them with ecrm_research.prep.spark.read_tables).",
+                          column=missing[0])
     tables = as_spark_tables(tables, ("orders", "order_items"), "clean")
     spark = session_of(tables)
     prog = SparkStages(spark, progress, 2, "spark clean")

@@ -73,7 +73,7 @@ def micros_of(c: Column, dt: Any, name: str) -> Column:
     if isinstance(dt, T.NumericType):
         return _ns_to_us(c.try_cast("bigint"))
     raise SchemaError(f"column '{name}' has Spark type {dt.simpleString()}, not a timestamp. Read the tables with "
-                      "spark_prep.read_tables (it casts the canonical columns).", column=name)
+                      "ecrm_research.prep.spark.read_tables (it casts the canonical columns).", column=name)
 
 
 def _ns_to_us(ns: Column) -> Column:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only; pyspark is an optional depe
 
 
 def resolve_as_of(orders: DataFrame, as_of: str | pd.Timestamp | None = None) -> pd.Timestamp:
-    """The analysis date, as :func:`ecrm_research.segmentation.resolve_as_of`: ``as_of``
+    """The analysis date, as :func:`ecrm_research.prep.customers.resolve_as_of`: ``as_of``
     normalised, else the day after the last order (one small Spark job).
 
     Parameters
@@ -131,7 +131,8 @@ def _collect_rfm(per_customer: DataFrame, as_of: pd.Timestamp) -> pd.DataFrame:
         n = int(pdf["__ndup"].sum())
         first = sorted(pdf.loc[pdf["__maxdup"] > 1, "__dupid"].astype(str))[0]
         raise SchemaError(f"orders: order_id is not unique ({n:,} rows share an id, first: {first!r}); "
-                          "RFM needs one row per order. Pass the cleaned tables (spark_prep.clean(...).tables).",
+                          "RFM needs one row per order. Pass the cleaned tables "
+                          "(ecrm_research.prep.spark.clean(...).tables).",
                           source="orders", column="order_id", n_rows=n, example=first)
     pdf = pdf[pdf["frequency"] > 0]
     if pdf.empty:
@@ -151,7 +152,7 @@ def rfm_table(tables: Mapping[str, Any], as_of: str | pd.Timestamp | None = None
               progress: bool = False) -> pd.DataFrame:
     """Recency, frequency and monetary value per customer, computed in Spark.
 
-    Equal to :func:`ecrm_research.segmentation.rfm_table` (same columns, dtypes, row order and
+    Equal to :func:`ecrm_research.prep.customers.rfm_table` (same columns, dtypes, row order and
     values; definitions in the :mod:`ecrm_research.segmentation` docstring).
 
     Parameters
@@ -210,7 +211,7 @@ def customer_features(tables: Mapping[str, Any], as_of: str | pd.Timestamp | Non
                       top_categories: int = 5, progress: bool = False) -> pd.DataFrame:
     """Behaviour features per customer, computed in Spark.
 
-    Equal to :func:`ecrm_research.segmentation.customer_features` (same columns, including the
+    Equal to :func:`ecrm_research.prep.customers.customer_features` (same columns, including the
     ``cat_<category>`` spend shares of the top categories, dtypes, row order and values).
 
     Parameters
@@ -226,7 +227,7 @@ def customer_features(tables: Mapping[str, Any], as_of: str | pd.Timestamp | Non
     Returns
     -------
     DataFrame
-        pandas; see :func:`ecrm_research.segmentation.customer_features` for the definitions.
+        pandas; see :func:`ecrm_research.prep.customers.customer_features` for the definitions.
     """
     F = sql_functions()
     from pyspark import StorageLevel  # why: pyspark is optional (see session.sql_functions)

@@ -46,7 +46,7 @@ def suggest_inactivity_days(tables: Mapping[str, Any], quantile: float = 0.9, *,
     """An inactivity window for churn labelling, computed in Spark: the ``quantile`` of the gaps
     between a customer's consecutive completed orders, rounded up to ``round_to`` days.
 
-    Equal to ``activity.suggest_inactivity_days(activity.purchase_gaps(tables), quantile,
+    Equal to ``prep.orders.suggest_inactivity_days(prep.orders.purchase_gaps(tables), quantile,
     round_to=round_to)``, without collecting the gaps: Spark's ``percentile_approx`` brackets
     the two order statistics the quantile needs (rank error ≤ n / ``accuracy``), and only the
     gaps inside the bracket (about 4 n / ``accuracy`` values) come to the driver, where the
@@ -113,6 +113,6 @@ def suggest_inactivity_days(tables: Mapping[str, Any], quantile: float = 0.9, *,
             a = b = None
     finally:
         gaps.unpersist()
-    days = values * 1000 / (86400.0 * 1e9)  # as activity.purchase_gaps: nanoseconds / day
+    days = values * 1000 / (86400.0 * 1e9)  # as prep.orders.purchase_gaps: nanoseconds / day
     q = numpy_linear_quantile(days, below_n, n, quantile)
     return int(max(round_to, np.ceil(q / round_to) * round_to))

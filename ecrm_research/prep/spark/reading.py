@@ -243,12 +243,12 @@ def from_pandas(tables: Mapping[str, pd.DataFrame], spark: SparkSession | None =
 def as_spark_tables(tables: Mapping[str, Any], needed: Sequence[str], analysis: str) -> dict[str, DataFrame]:
     """Spark tables from a mapping of Spark or pandas DataFrames (pandas ones are converted)."""
     if not isinstance(tables, Mapping):
-        raise ParameterError(f"{analysis}: tables must be a dict of table name -> DataFrame (e.g. spark_prep."
-                             f"read_tables(path) or spark_prep.clean(...).tables); got {type(tables).__name__}.")
+        raise ParameterError(f"{analysis}: tables must be a dict of table name -> DataFrame (e.g. prep.spark."
+                             f"read_tables(path) or prep.spark.clean(...).tables); got {type(tables).__name__}.")
     missing = [t for t in needed if t not in tables]
     if missing:
         raise SchemaError(f"{analysis}: table(s) {missing} missing; have {sorted(tables)}. Read a canonical folder "
-                          "with spark_prep.read_tables.", source=missing[0], column=missing[0])
+                          "with ecrm_research.prep.spark.read_tables.", source=missing[0], column=missing[0])
     pandas_part = {k: v for k, v in tables.items() if isinstance(v, pd.DataFrame)}
     out = dict(tables)
     if pandas_part:
