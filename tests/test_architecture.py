@@ -40,6 +40,9 @@ LAZY_OK = {
     "tqdm",                                 # tqdm.auto imports IPython; only when progress is asked for
     "matplotlib", "seaborn",                # pyplot only where a figure is drawn
 }
+#: The top layer may import the package's heavy modules when a command runs (nothing imports it, so no
+#: cycle can hide there): `ecrm --help` starts in ~0.1 s instead of ~0.9 s.
+LAZY_PACKAGE_IMPORTS_OK = {"ecrm_research.cli"}
 MAX_LINES = 1000
 
 
@@ -187,6 +190,8 @@ def test_imports_at_module_top():
             if top:
                 continue
             root = target.split(".")[0]
+            if mod.name in LAZY_PACKAGE_IMPORTS_OK and root in (PKG, "pandas"):
+                continue
             if root == PKG or root not in LAZY_OK:
                 bad.append(f"{_where(mod, line)}: `import {target}` inside a function")
     assert not bad, ("function-level imports (move them to the top, or add an optional heavy library to LAZY_OK "

@@ -12,7 +12,6 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from ecrm_research import cli
 from ecrm_research.cli import main, parse_param_value
 from ecrm_research.exceptions import ParameterError, SchemaError
 from ecrm_research.report import notebooks, runner
@@ -168,9 +167,13 @@ def _fake_quality(calls, raise_=None):
 
 
 def _install(monkeypatch, modname, module):
-    """Replace the CLI's ``ecrm_research.data.<modname>`` (imported at the top of cli.py) by a fake."""
-    assert getattr(cli, modname) is importlib.import_module(f"ecrm_research.data.{modname}")  # the real one
-    monkeypatch.setattr(cli, modname, module)
+    """Replace ``ecrm_research.data.<modname>`` (which the CLI imports when the command runs) by a fake."""
+    import ecrm_research.data
+
+    real = importlib.import_module(f"ecrm_research.data.{modname}")
+    assert getattr(ecrm_research.data, modname) is real
+    monkeypatch.setitem(sys.modules, f"ecrm_research.data.{modname}", module)
+    monkeypatch.setattr(ecrm_research.data, modname, module)
 
 
 def test_validate_prints_quality_report_and_reconciliation(monkeypatch, capsys):
@@ -233,3 +236,10 @@ def test_console_script_error_has_no_traceback(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error: Unknown notebook 'nope'")
     assert "Traceback" not in proc.stderr
+
+
+def test_cli_starts_without_pandas():
+    """`ecrm --help` and `ecrm run` start fast: the CLI imports pandas only for the commands that need it."""
+    code = "import sys, ecrm_research.cli; print(sorted(m for m in ('pandas', 'pandera', 'pyarrow') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
