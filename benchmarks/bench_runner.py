@@ -38,7 +38,8 @@ import time
 from pathlib import Path
 
 IMPORTS = ("import matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
-           "import pandas as pd\nimport ecrm_research\nfrom ecrm_research.data import io, quality\nfrom ecrm_research.report import outputs\n")
+           "import pandas as pd\nimport ecrm_research\nfrom ecrm_research.data import io, quality\n"
+           "from ecrm_research.report import outputs\n")
 
 
 def _trivial_notebook(path: Path, kernel: str) -> None:
