@@ -12,8 +12,12 @@
     ecrm reproduce REPORT_DIR [--out DIR]              # re-run from manifest.json, compare tables
 
 Errors the user can fix (:class:`~ecrm_research.exceptions.EcrmError`) are printed as
-``error: ...`` on stderr with exit code 2; Ctrl-C exits with 130. ``ecrm run`` exits with 1 when
-a notebook failed; ``ecrm reproduce`` exits with 1 when a table differs or an input changed.
+``error: ...`` on stderr with exit code 2 (also when ``--out`` holds files ecrm did not write, without
+``--force``, or another run is writing there). Ctrl-C or SIGTERM during ``ecrm run`` stops the
+kernels, writes the index marking interrupted and not-run analyses, and exits with 130. ``ecrm run``
+exits with 2 when the notebooks that failed all stopped on such an error (bad data found inside a
+notebook, as ``ecrm validate`` exits for it), with 1 when a notebook failed otherwise;
+``ecrm reproduce`` exits with 1 when a table differs or an input changed.
 
 Start-up: the commands that need pandas (``validate``, ``sample``, ``reproduce``) import their
 modules when they run, so ``ecrm --help`` and ``ecrm run`` start in ~0.1 s instead of ~0.9 s. This
@@ -32,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from .exceptions import EcrmError, ParameterError
+from .exceptions import EcrmError, ParameterError, user_error_names
 from .paths import REPORTS_DIR, SAMPLE_DIR
 from .report import runner
 from .report.handout import write_handouts
@@ -151,6 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="do not print report.pdf with headless Chromium (default: print when Chromium is installed)")
     run.add_argument("--notebooks-dir", metavar="DIR",
                      help="folder of the notebooks (default: notebooks/; e.g. handouts/student)")
+    run.add_argument("--force", action="store_true",
+                     help="write into OUT even when OUT/NAME/ holds files ecrm did not write (they are kept, "
+                          "never deleted; a file with an output's name is replaced)")
     run.add_argument("-j", "--jobs", default="auto", metavar="N",
                      help="notebooks run at the same time with 'all' (default: auto = one per core "
                           "while the estimated memory fits; 1 for large data)")
@@ -184,6 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("report_dir", metavar="REPORT_DIR", help="output folder of `ecrm run` (or one analysis in it)")
     rp.add_argument("--out", metavar="DIR", help="where to re-run (default: REPORT_DIR-reproduce)")
     rp.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    rp.add_argument("--force", action="store_true",
+                    help="re-run even when the target holds files ecrm did not write (they are kept)")
     return parser
 
 
@@ -233,10 +242,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     """``ecrm run NAME|all``: run the notebooks, print each result, the PDF problems and the index."""
     params, data_args = _run_parameters(args)
     names: Any = "all" if args.name == "all" else [args.name]
+    # pre-flight before any kernel: paths resolved here, parameter values, --out, the data and mapping read once
+    from .report.preflight import preflight  # start-up: reads the data with pandas (see the module docstring)
+
+    plan = preflight(names, {**params, **data_args}, notebooks_dir=args.notebooks_dir, out=args.out)
+    data_args = {k: plan.given[k] for k in _DATA_KEYS if k in plan.given}
+    data_args["skip"] = plan.skipped  # analyses the data does not fit (run all): shown, not run
+    params = {k: v for k, v in plan.given.items() if k not in _DATA_KEYS}
     jobs = _jobs(args, names, data_args.get("data"))
     results = runner.run_all(names, params=params, out=args.out, timeout=args.timeout or None,
                              progress=not args.no_progress, notebooks_dir=args.notebooks_dir,
-                             on_result=_show_result, pdf=False if args.no_pdf else None, jobs=jobs, **data_args)
+                             on_result=_show_result, pdf=False if args.no_pdf else None, jobs=jobs, force=args.force,
+                             **data_args)
     root = Path(args.out).expanduser().resolve() if args.out else REPORTS_DIR
     _print_pdf_problems(results, no_pdf=args.no_pdf)
     print(f"index: {root / 'index.html'}")
@@ -283,6 +300,9 @@ def _jobs(args: argparse.Namespace, names: Any, data: Any) -> int | str:
 
 def _show_result(res: runner.RunResult) -> None:
     """Print one notebook's outcome as soon as it is known."""
+    if res.status == "skipped":
+        print(f"{res.name:<14} skipped  the data does not fit it\n{'':<14} reason: {res.error}", flush=True)
+        return
     line = f"{res.name:<14} {res.status:<6} {res.seconds:7.1f}s  {res.out_dir}"
     if res.error:
         line += f"\n{'':<14} error: {res.error}"
@@ -300,13 +320,29 @@ def _print_pdf_problems(results: Sequence[runner.RunResult], *, no_pdf: bool) ->
         print(f"PDF {reason}", file=sys.stderr)
 
 
+def _is_user_error(result: runner.RunResult) -> bool:
+    """The notebook stopped on a data, mapping, parameter or analysis error (``DataError: ...``)."""
+    head = (result.error or "").split(":", 1)[0].strip()
+    return head in user_error_names()
+
+
 def _run_exit_code(results: Sequence[runner.RunResult]) -> int:
-    """1 (and the failed names on stderr) when a notebook failed, else 0."""
-    failed = [r.name for r in results if r.status != "ok"]
-    if failed:
-        print(f"{len(failed)} of {len(results)} notebooks failed: {', '.join(failed)}", file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
+    """0 when every analysis ran or was skipped; 2 when the failures are all errors the user can fix
+    (bad data, mapping or parameters found inside a notebook, as ``ecrm validate`` exits for them);
+    1 when a notebook failed otherwise. The failed names go to stderr."""
+    skipped = [r.name for r in results if r.status == "skipped"]
+    if skipped:
+        print(f"{len(skipped)} of {len(results)} analyses skipped (the data does not fit them; reasons above): "
+              f"{', '.join(skipped)}")
+    failed = [r for r in results if r.status not in ("ok", "skipped")]
+    if not failed:
+        return EXIT_OK
+    print(f"{len(failed)} of {len(results)} notebooks failed: {', '.join(r.name for r in failed)}", file=sys.stderr)
+    if all(r.status == "failed" and _is_user_error(r) for r in failed):
+        for r in failed:
+            print(f"error: {r.name}: {r.error}", file=sys.stderr)
+        return EXIT_USAGE
+    return EXIT_FAILED
 
 
 def _cmd_handout(args: argparse.Namespace) -> int:
@@ -322,7 +358,7 @@ def _cmd_handout(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .report.reproduce import reproduce  # start-up: pulls in pandas (see the module docstring)
 
-    report = reproduce(args.report_dir, args.out, progress=not args.no_progress)
+    report = reproduce(args.report_dir, args.out, progress=not args.no_progress, force=args.force)
     print(report.summary())
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -350,6 +386,11 @@ def _cmd_validate(args: argparse.Namespace) -> int:
     dataset, result = quality.prepare(data=args.data, data_format=args.data_format, mapping=args.mapping)
     report = result.report
     print(f"Data: {getattr(dataset, 'source', args.data)} (format: {getattr(dataset, 'format', '?')})")
+    notes = getattr(report, "notes", None) or getattr(dataset, "notes", None)
+    if notes:
+        print("\n== Decisions taken from the values ==")
+        for line in notes:
+            print(f"- {line}")
     sections = [("summary", "Summary"), ("date_range", "Date range"), ("missing", "Missing values"),
                 ("duplicates", "Duplicates"), ("ranges", "Value ranges"), ("orphans", "Orphan keys"),
                 ("statuses", "Order statuses"), ("non_product", "Non-product lines")]
@@ -419,8 +460,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except EcrmError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # Ctrl-C; `run` also turns SIGTERM into RunInterrupted
+        print(f"interrupted: {exc}" if str(exc) else "interrupted", file=sys.stderr)
         return EXIT_INTERRUPT
 
 

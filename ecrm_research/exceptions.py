@@ -72,3 +72,15 @@ class AnalysisError(EcrmError):
 
 class SurvivalWarning(UserWarning):
     """A fixable statistical problem found before or after fitting (also in ``diagnostics``)."""
+
+
+def user_error_names() -> set[str]:
+    """Class names of every :class:`EcrmError` subclass: errors the user can fix, whose message says
+    what to do (the runner keeps them whole; ``ecrm run`` exits with 2 when a notebook stopped on one)."""
+    names: set[str] = set()
+    todo: list[type] = [EcrmError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo.extend(cls.__subclasses__())
+    return names

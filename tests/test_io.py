@@ -192,7 +192,10 @@ _LINE_MAPPING = {
     "columns": {"order_id": "Inv", "customer_id": "Cust", "ordered_at": "When", "product_id": "Sku",
                 "product_name": "Name", "quantity": "Qty", "unit_price": "Price", "region": "Country",
                 "channel": "Device"},
-    "rules": {"cancelled_if": {"column": "Inv", "startswith": "C"}, "returned_if": {"column": "Qty", "lt": 0}},
+    # order 100's lines are stamped 09:00-10:05: one order only because the tolerance says so
+    # (without it, two timestamps for one order id are an error: tests/test_data_guards.py)
+    "rules": {"cancelled_if": {"column": "Inv", "startswith": "C"}, "returned_if": {"column": "Qty", "lt": 0},
+              "order_time_tolerance": "2h"},
     "value_maps": {"channel": {"Mobile": "app", "Desktop": "web"}},
 }
 
@@ -228,7 +231,8 @@ def test_lines_csv_roundtrip_through_load_dataset(tmp_path):
 
 def test_lines_rule_list_means_any(tmp_path):
     m = dict(_LINE_MAPPING, rules={"cancelled_if": [{"column": "Inv", "startswith": "C"},
-                                                    {"column": "Cust", "eq": "9.0"}]})
+                                                    {"column": "Cust", "eq": "9.0"}],
+                                   "order_time_tolerance": "2h"})
     t = io.split_order_lines(_raw_lines(), io.load_mapping(m), "shop.csv")
     assert t["orders"]["status"].astype(str).tolist() == ["completed", "completed", "cancelled", "cancelled"]
 

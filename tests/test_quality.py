@@ -142,7 +142,7 @@ def test_quality_report_markdown_and_long_frame():
     md = rep.to_markdown()
     for heading in ("### Tables", "### Out-of-range values", "### Orphan foreign keys", "### Order statuses"):
         assert heading in md
-    assert "| order_items | 12 |" in md
+    assert "| order\\_items | 12 |" in md
     long = rep.to_frame()
     assert list(long.columns) == ["section", "table", "column", "measure", "value"]
     assert long.query("section == 'summary' and table == 'orders' and measure == 'rows'")["value"].item() == 6

@@ -6,6 +6,7 @@ a figure and findings; ``boom`` raises ValueError in its third cell).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -323,10 +324,14 @@ def test_executed_notebook_is_written_periodically_not_at_every_cell(tmp_path, m
 
 
 def test_rerun_clears_stale_outputs_of_the_previous_run(tmp_path):
+    """The files of an earlier run are removed (only those: see tests/test_run_files.py). This earlier
+    run is one written before run records existed, recognised by its run.json."""
     stale = tmp_path / "boom"
     (stale / "tables").mkdir(parents=True)
     (stale / "tables" / "old.csv").write_text("x\n1\n")
     (stale / "findings.json").write_text('{"analysis": "boom", "question": "STALE", "findings": []}')
+    (stale / "run.json").write_text(json.dumps({"name": "boom", "notebook_sha256": "0", "started": "2000-01-01",
+                                                "tables": {"tables/old.csv": hashlib.sha256(b"x\n1\n").hexdigest()}}))
     res = run_notebook("boom", out=tmp_path, progress=False, notebooks_dir=NB_DIR, render=False)
     assert res.status == "failed"
     assert not (stale / "findings.json").exists()

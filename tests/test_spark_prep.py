@@ -357,3 +357,98 @@ def test_clean_rejects_a_policy_that_is_not_a_cleaning_policy(dirty_spark):
         spark_prep.clean(dirty_spark, {"drop_cancelled": False})
     with pytest.raises(SchemaError, match="order_items"):
         spark_prep.clean({"orders": dirty_spark["orders"]})
+
+
+# ---------------------------------------------------------------------------------------------
+# plausibility guards: implausible_date, non_finite_value, implausible_value (data/plausibility.py)
+# ---------------------------------------------------------------------------------------------
+
+def guarded_tables() -> dict[str, pd.DataFrame]:
+    """:func:`dirty_tables` plus values that parse but cannot be right, with the precedence
+    (orphan_key, then the guards, then the other reasons) planted in the comments."""
+    t = dirty_tables()
+    ts, inf, nan = pd.Timestamp, float("inf"), float("nan")
+    orders = pd.DataFrame([
+        ("o13", "c1", ts("1900-01-01"), "completed"),   # implausible_date (too early)
+        ("o14", "c2", ts("2099-12-31"), "completed"),   # implausible_date (too late)
+        ("o15", "c9", ts("1900-01-01"), "completed"),   # orphan_key wins over the date
+        ("o16", "c1", ts("1900-01-01"), "cancelled"),   # implausible_date wins over cancelled
+        ("o17", None, ts("2099-12-31"), "completed"),   # implausible_date wins over missing_customer
+        ("o18", "c4", ts("2024-05-05"), "completed"),   # its only line is inf: no_kept_lines
+    ], columns=["order_id", "customer_id", "ordered_at", "status"])
+    items = pd.DataFrame([
+        ("o1", 7, "p1", 1.0, inf),       # non_finite_value
+        ("o1", 8, "p2", 1.0, nan),       # non_finite_value
+        ("o8", 3, "p1", 1.0, 1e300),     # implausible_value (price)
+        ("o9", 1, "p2", 2e6, 5.0),       # implausible_value (quantity)
+        ("o9", 2, "p2", -2e6, -1.0),     # implausible_value wins over nonpositive quantity/price
+        ("o1", 9, "p404", 1.0, nan),     # orphan_key (unknown product) wins over non_finite_value
+        ("o4", 1, "p1", 1.0, -inf),      # non_finite_value wins over the order's cancelled
+        ("o13", 0, "p1", 1.0, inf),      # the order's implausible_date wins over the line's guard
+        ("o14", 0, "p1", 1.0, 10.0), ("o15", 0, "p1", 1.0, 10.0), ("o16", 0, "p1", 1.0, 10.0),
+        ("o17", 0, "p1", 1.0, 10.0),
+        ("o18", 0, "p1", inf, 10.0),     # non_finite_value (quantity)
+    ], columns=["order_id", "line_no", "product_id", "quantity", "unit_price"])
+    items["source_row"] = np.arange(len(items)) + 100
+    contacts = pd.DataFrame({"contact_id": ["s5", "s6", "s7"], "customer_id": ["c1", "c9", "c2"],
+                             "contacted_at": [ts("1900-01-01"), ts("1900-01-01"), ts("2099-12-31")],
+                             "reason": ["other", "other", "other"]})   # s6: orphan_key wins
+    add = {"orders": orders, "order_items": items, "service_contacts": contacts}
+    for name, extra in add.items():
+        t[name] = schema.coerce_table(pd.concat([t[name], schema.coerce_table(extra, name)], ignore_index=True),
+                                      name)
+    return t
+
+
+GUARD_POLICIES = {
+    "default": quality.CleaningPolicy(),
+    "wide_bounds": quality.CleaningPolicy(min_date=None, max_date="2099-12-31", max_unit_price=None,
+                                          max_abs_quantity=None),
+    "everything": quality.CleaningPolicy(drop_duplicate_rows=True, drop_non_product=True, max_date="2025-12-31"),
+}
+
+
+@pytest.mark.parametrize("policy", list(GUARD_POLICIES))
+def test_plausibility_guards_like_pandas(spark, policy):
+    """Same reconciliation (exact, guard columns only when they occur) and same quarantine keys
+    and reasons as quality.clean on a 1900/2099 date, inf/NaN/1e300 prices and a 2e6 quantity."""
+    tables = guarded_tables()
+    pol = GUARD_POLICIES[policy]
+    want = quality.clean(tables, pol, non_product_codes=["POST"])
+    # NaN unit prices fail validation (the column is not nullable): clean must still set them aside
+    got = spark_prep.clean(spark_prep.from_pandas(tables, spark, validate=False), pol,
+                           non_product_codes=["POST"], persist=False)
+    pd.testing.assert_frame_equal(got.reconciliation, want.reconciliation)
+    got_q = got.quarantine.toPandas()
+    assert quarantine_rows(got_q) == quarantine_rows(want.quarantine)
+    rec = got.reconciliation.set_index("table")
+    assert rec["reconciles"].all()
+    assert (rec["input_rows"] == rec["kept_rows"] + rec["quarantined_rows"]).all()
+    reason = {(r.table, r.order_id, r.line_no, r.contact_id): r.reason
+              for r in got_q.astype(object).where(got_q.notna(), None).itertuples()}
+    if policy == "wide_bounds":  # no date or bound guard: no column for them
+        assert "implausible_date" not in rec.columns and "implausible_value" not in rec.columns
+        assert rec.loc["order_items", "non_finite_value"] == 5
+        assert reason[("order_items", "o9", 2, None)] == "nonpositive_quantity"
+        return
+    guards = ["implausible_date", "non_finite_value", "implausible_value"]
+    assert list(rec.columns[-4:]) == [*guards, "reconciles"]
+    assert "conflicting_order" not in rec.columns  # lines files only
+    assert rec.loc["orders", guards].tolist() == [4, 0, 0]
+    assert rec.loc["order_items", guards].tolist() == [4, 4, 3]
+    assert rec.loc["service_contacts", guards].tolist() == [2, 0, 0]
+    assert rec.loc["customers", guards].tolist() == [0, 0, 0]
+    assert {k: reason[k] for k in [("orders", "o15", None, None), ("orders", "o16", None, None),
+                                   ("orders", "o17", None, None), ("orders", "o18", None, None),
+                                   ("order_items", "o1", 9, None), ("order_items", "o4", 1, None),
+                                   ("order_items", "o13", 0, None), ("order_items", "o9", 2, None),
+                                   ("service_contacts", None, None, "s6")]} == {
+        ("orders", "o15", None, None): "orphan_key", ("orders", "o16", None, None): "implausible_date",
+        ("orders", "o17", None, None): "implausible_date", ("orders", "o18", None, None): "no_kept_lines",
+        ("order_items", "o1", 9, None): "orphan_key", ("order_items", "o4", 1, None): "non_finite_value",
+        ("order_items", "o13", 0, None): "implausible_date", ("order_items", "o9", 2, None): "implausible_value",
+        ("service_contacts", None, None, "s6"): "orphan_key"}
+    kept = got.tables["order_items"].toPandas()
+    assert np.isfinite(kept[["quantity", "unit_price"]].to_numpy()).all()
+    assert kept["unit_price"].max() <= 1e7 and kept["quantity"].abs().max() <= 1e6
+    assert sorted(got.tables["orders"].toPandas()["order_id"]) == sorted(want.tables["orders"]["order_id"])

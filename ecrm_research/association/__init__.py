@@ -51,6 +51,7 @@ Modules (this package only re-exports their public API):
 * :mod:`.itemsets` — :func:`frequent_itemsets`;
 * :mod:`.rules` — :func:`association_rules`, interest measures, redundancy, Fisher tests;
 * :mod:`.mining` — :func:`mine_rules` and :class:`RuleMiningResult`;
+* :mod:`.auto` — :func:`choose_min_support` (``min_support=None`` in the notebook);
 * :mod:`.crm` — cross-sell tables, holdout checks, export;
 * :mod:`.synthetic` — :func:`synthetic_baskets`; :mod:`.plots` — the figures.
 
@@ -66,8 +67,9 @@ Examples
 1      (milk)     (bread)         1.0
 """
 
+from .auto import SupportChoice, choose_min_support
 from .crm import cross_sell_table, holdout_check, measure_rules, rules_for_export, split_baskets_by_time
-from .encoding import basket_sizes, encode_baskets, item_frequencies
+from .encoding import basket_sizes, encode_baskets, item_frequencies, require_baskets
 from .engines import DEFAULT_MAX_ITEMSETS, DEFAULT_MAX_LEN, ENGINES, available_engines, resolve_engine
 from .itemsets import frequent_itemsets
 from .memory import DEFAULT_MEMORY_SHARE, estimate_itemset_count, estimate_mining_memory
@@ -101,4 +103,7 @@ __all__ = [
     "holdout_check",
     "rules_for_export",
     "synthetic_baskets",
+    "choose_min_support",
+    "require_baskets",
+    "SupportChoice",
 ]

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from scipy import sparse
 
-from ..exceptions import ParameterError
+from ..exceptions import AnalysisError, ParameterError
 from ..prep.baskets import check_long_baskets
 
 
@@ -307,3 +307,35 @@ def basket_sizes(baskets: pd.DataFrame | Sequence[Iterable[str]]) -> pd.DataFram
     out = pd.DataFrame({"size": size.astype(np.int64), "n_baskets": dist[size].astype(np.int64)})
     out["share"] = out["n_baskets"] / out["n_baskets"].sum()
     return out
+
+
+def require_baskets(n_baskets: int, exclusions: pd.DataFrame, source: str) -> None:
+    """Raise a clear :class:`~ecrm_research.exceptions.AnalysisError` when there is no basket to mine.
+
+    Parameters
+    ----------
+    n_baskets : int
+        Baskets left after step 2.
+    exclusions : DataFrame
+        ``step, reason, rows`` as in :class:`~ecrm_research.prep.baskets.BasketData` (what was left out).
+    source : str
+        The data, for the message.
+
+    Notes
+    -----
+    Without this check an empty basket table fails later with a division by zero (average basket
+    size) or an empty plot. The message names the largest exclusions, e.g. every order cancelled.
+    """
+    if int(n_baskets) > 0:
+        return
+    if len(exclusions):
+        top = exclusions.sort_values("rows", ascending=False, kind="stable").head(4)
+        why = "; ".join(f"{r.reason} in {r.step}: {int(r.rows):,} rows" for r in top.itertuples())
+        detail = f" Everything was excluded in step 2 ({why})."
+    else:
+        detail = " The data hold no item."
+    raise AnalysisError(
+        f"No baskets to mine in {source}: no completed order with products is left.{detail} "
+        f"Association rules need completed orders with products "
+        f"(or a basket file with items). If completed orders are recorded under another status value, map it "
+        f"to 'completed' in the column mapping (value map of 'status'); otherwise use data with completed orders.")

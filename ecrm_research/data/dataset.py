@@ -46,6 +46,12 @@ class Dataset:
     mapping : ColumnMapping or None
     n_input_rows : int
         Rows read from the user's file(s) (``lines``: flat rows; ``baskets``: transactions).
+    notes : list of str
+        Decisions taken from the values while reading, with their evidence (e.g. dates read as
+        day/month because some first field is above 12); shown in the quality report.
+    basket_exclusions : dict of str to int
+        For ``baskets``: what reading left out, counted (``blank_lines``, ``blank_items``,
+        ``repeated_items``; see :func:`~ecrm_research.data.reading.read_baskets`).
     """
 
     format: str
@@ -55,6 +61,8 @@ class Dataset:
     baskets: list[list[str]] | None = None
     mapping: ColumnMapping | None = None
     n_input_rows: int = 0
+    notes: list[str] = field(default_factory=list)
+    basket_exclusions: dict[str, int] = field(default_factory=dict)
 
     def require(self, accepted: Sequence[str], analysis: str) -> None:
         """Fail clearly unless this dataset's format is one an analysis accepts.
@@ -131,8 +139,14 @@ def _projection(name: str, columns: Mapping[str, Sequence[str] | None] | None,
     return [user.get(c, c) for c in canon]
 
 
+def _dayfirst(opts: Mapping[str, Any]) -> bool | None:
+    """The ``dayfirst`` read option; ``None`` when not stated (the values decide, or it is an error)."""
+    return None if opts.get("dayfirst") is None else bool(opts["dayfirst"])
+
+
 def _load_canonical(folder: Path, mapping: ColumnMapping | None, opts: dict[str, Any],
-                    columns: Mapping[str, Sequence[str] | None] | None = None) -> tuple[dict, int]:
+                    columns: Mapping[str, Sequence[str] | None] | None = None,
+                    notes: list[str] | None = None) -> tuple[dict, int]:
     """Read, cast and validate the canonical tables of a folder; also the rows read."""
     if not folder.is_dir():
         raise FormatError(f"{folder}: canonical data is a folder of tables ({', '.join(schema.TABLES)}); "
@@ -163,7 +177,7 @@ def _load_canonical(folder: Path, mapping: ColumnMapping | None, opts: dict[str,
             raw = raw.rename(columns={u: c for u, c in inverse.items() if u in raw.columns})
         raw = apply_value_maps(raw, mapping.value_maps if mapping else {})
         tables[name] = schema.coerce_table(raw, name, source=str(p), date_format=opts.get("date_format"),
-                                           dayfirst=bool(opts.get("dayfirst", False)))
+                                           dayfirst=_dayfirst(opts), notes=notes)
         del raw  # before the next file is read
         sources[name] = str(p)
     tables = {n: tables[n] for n in schema.TABLES if n in tables}  # the data model's order
@@ -228,8 +242,9 @@ def load_dataset(data: str | Path | None = None, data_format: str | None = None,
         if not (paths.SAMPLE_DIR / "orders.parquet").exists():
             raise DataError(f"the bundled sample data is missing in {paths.SAMPLE_DIR}; run `ecrm sample` "
                             "to regenerate it, or pass data=...", source=str(paths.SAMPLE_DIR))
-        tables, n = _load_canonical(paths.SAMPLE_DIR, cmap, opts, columns)
-        return Dataset("canonical", "bundled sample", tables=tables, mapping=cmap, n_input_rows=n)
+        notes: list[str] = []
+        tables, n = _load_canonical(paths.SAMPLE_DIR, cmap, opts, columns, notes)
+        return Dataset("canonical", "bundled sample", tables=tables, mapping=cmap, n_input_rows=n, notes=notes)
     path = Path(data)
     if not path.exists():
         raise DataError(f"{data}: file not found (looked at {path.resolve()}). Check the path and the current "
@@ -237,8 +252,9 @@ def load_dataset(data: str | Path | None = None, data_format: str | None = None,
     fmt = data_format or (cmap.format if cmap else None) or ("lines" if cmap and not path.is_dir() else None) \
         or detect_format(path)
     if fmt == "canonical":
-        tables, n = _load_canonical(path, cmap, opts, columns)
-        return Dataset(fmt, str(data), tables=tables, mapping=cmap, n_input_rows=n)
+        notes = []
+        tables, n = _load_canonical(path, cmap, opts, columns, notes)
+        return Dataset(fmt, str(data), tables=tables, mapping=cmap, n_input_rows=n, notes=notes)
     if columns is not None:
         raise ParameterError(f"columns (column projection) applies to canonical data; {data} is {fmt} data. "
                              "Drop the columns argument.", allowed=["canonical"])
@@ -248,8 +264,11 @@ def load_dataset(data: str | Path | None = None, data_format: str | None = None,
     if fmt == "lines":
         return _load_lines(path, str(data), cmap, opts)
     if fmt == "baskets":
-        baskets = read_baskets(path, sep=opts.get("sep") or ",", encoding=opts.get("encoding", "utf-8"))
-        return Dataset(fmt, str(data), baskets=baskets, mapping=cmap, n_input_rows=len(baskets))
+        counts: dict[str, int] = {}
+        baskets = read_baskets(path, sep=opts.get("sep") or ",", encoding=opts.get("encoding", "utf-8"),
+                               counts=counts)
+        return Dataset(fmt, str(data), baskets=baskets, mapping=cmap, n_input_rows=len(baskets),
+                       basket_exclusions=counts)
     frame = _one_table(path, cmap, opts)
     return Dataset(fmt, str(data), frame=frame, mapping=cmap, n_input_rows=len(frame))
 
@@ -263,9 +282,10 @@ def _load_lines(path: Path, source: str, cmap: ColumnMapping | None, opts: dict[
         cmap = ColumnMapping(format="lines", read=opts, source="(no mapping)")
     elif opts != cmap.read:
         cmap = ColumnMapping(cmap.format, opts, cmap.columns, cmap.rules, cmap.value_maps, cmap.source)
+    notes: list[str] = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # date-format inference chatter
-        tables = split_order_lines(raw, cmap, source)
+        tables = split_order_lines(raw, cmap, source, notes=notes)
     # same hard checks as canonical data (value ranges, unique keys, no missing order ids)
     schema.validate_tables(tables, sources={name: source for name in tables})
-    return Dataset("lines", source, tables=tables, mapping=cmap, n_input_rows=len(raw))
+    return Dataset("lines", source, tables=tables, mapping=cmap, n_input_rows=len(raw), notes=notes)

@@ -28,7 +28,9 @@ from .formats import FORMATS, LINE_COLUMNS
 #: Options accepted in ``read:`` and as ``**read_options`` of :func:`~ecrm_research.data.dataset.load_dataset`.
 READ_OPTIONS = ("sep", "decimal", "encoding", "date_format", "dayfirst", "sheet_name")
 MAPPING_KEYS = ("format", "read", "columns", "rules", "value_maps")
-RULE_KEYS = ("cancelled_if", "returned_if", "non_product_codes")
+RULE_KEYS = ("cancelled_if", "returned_if", "non_product_codes", "conflicting_orders", "order_time_tolerance")
+#: what to do with an order id whose lines name two customers or two timestamps (``rules.conflicting_orders``)
+CONFLICT_ACTIONS = ("error", "quarantine")
 CONDITION_OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "startswith", "endswith", "isnull")
 
 
@@ -45,7 +47,10 @@ class ColumnMapping:
     columns : dict
         Canonical name -> the user's column name.
     rules : dict
-        ``cancelled_if``, ``returned_if`` conditions and ``non_product_codes``.
+        ``cancelled_if``, ``returned_if`` conditions, ``non_product_codes``, and what to do with
+        an order id whose lines disagree: ``conflicting_orders`` (``error``, the default, or
+        ``quarantine``) and ``order_time_tolerance`` (timestamps of one order this close are one
+        time; default ``0s``).
     value_maps : dict
         Canonical column -> {user value: canonical value}.
     source : str
@@ -104,6 +109,26 @@ def _check_condition(cond: Any, where: str, name: str) -> None:
                                example=bad[0] if bad else None)
 
 
+def _check_conflict_rules(rules: Mapping[str, Any], where: str) -> None:
+    """``rules.conflicting_orders`` is one of :data:`CONFLICT_ACTIONS`; ``rules.order_time_tolerance``
+    a duration such as ``1min`` or ``90s``."""
+    action = rules.get("conflicting_orders")
+    if action is not None and action not in CONFLICT_ACTIONS:
+        raise MappingError(f"{where}: rules.conflicting_orders is {action!r}; use one of {list(CONFLICT_ACTIONS)} "
+                           "('quarantine' sets orders with two customers or timestamps aside).",
+                           source=where, column="conflicting_orders", example=action)
+    tol = rules.get("order_time_tolerance")
+    if tol is not None:
+        try:
+            ok = pd.Timedelta(str(tol)) >= pd.Timedelta(0)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise MappingError(f"{where}: rules.order_time_tolerance is {tol!r}; give a duration such as '1min', "
+                               "'90s' or '0s' (timestamps of one order further apart are a conflict).",
+                               source=where, column="order_time_tolerance", example=tol)
+
+
 def load_mapping(path_or_dict: str | Path | Mapping[str, Any] | ColumnMapping) -> ColumnMapping:
     """Read and check a column-mapping file (YAML) or dict.
 
@@ -147,6 +172,7 @@ def load_mapping(path_or_dict: str | Path | Mapping[str, Any] | ColumnMapping) -
     for name in ("cancelled_if", "returned_if"):
         if rules.get(name) is not None:
             _check_condition(rules[name], where, name)
+    _check_conflict_rules(rules, where)
     value_maps = {str(k): dict(v or {}) for k, v in (raw.get("value_maps") or {}).items()}
     if targets is not None:
         _check_names(list(value_maps), targets, where, None,

@@ -21,6 +21,24 @@ Reason codes, in priority order (a row is quarantined for the first reason that 
 ``no_kept_lines``           an order that had lines, all of which were quarantined
 ==========================  =====================================================================
 
+Plausibility guards (:data:`GUARD_REASONS`), applied right after ``orphan_key`` and before the
+other reasons above, so that a value that cannot be right is never analysed (bounds in :class:`CleaningPolicy`, masks in
+:mod:`ecrm_research.data.plausibility`):
+
+==========================  =====================================================================
+``conflicting_order``       the order id has two customers or two timestamps in a lines file
+                            (only with the mapping's ``rules.conflicting_orders: quarantine``;
+                            otherwise reading fails and names the order)
+``implausible_date``        the order's (or contact's) date is before ``min_date`` (1990-01-01)
+                            or after ``max_date`` (default: the day of the run)
+``non_finite_value``        the line's quantity or unit price is inf, -inf or missing (NaN)
+``implausible_value``       the line's unit price is above ``max_unit_price`` (1e7) or its
+                            quantity above ``max_abs_quantity`` (1e6) in absolute value
+==========================  =====================================================================
+
+The reconciliation has a column for every reason of :data:`REASONS` and, when they occur, for the
+guard reasons.
+
 Order-level decisions (orphan customer, missing customer, cancelled) cascade to the order's
 lines with the same reason. Orders that had no lines in the input are kept (and counted in the
 report). Customers and products are master data: they are never quarantined; count the
@@ -39,7 +57,8 @@ import numpy as np
 import pandas as pd
 
 from ..exceptions import SchemaError
-from . import schema
+from ..markup import escape_md
+from . import plausibility, schema
 from .dataset import load_dataset
 from .keys import duplicated, key_isin, key_positions
 
@@ -47,6 +66,11 @@ REASONS: tuple[str, ...] = (
     "orphan_key", "missing_customer", "cancelled", "nonpositive_quantity", "nonpositive_price",
     "duplicate_row", "non_product", "no_kept_lines",
 )
+#: plausibility guards: quarantined right after orphan_key; a reconciliation column only when they occur
+GUARD_REASONS: tuple[str, ...] = ("conflicting_order", "implausible_date", "non_finite_value", "implausible_value")
+ALL_REASONS: tuple[str, ...] = REASONS + GUARD_REASONS
+#: the orders column a lines file carries when ``rules.conflicting_orders: quarantine`` found conflicts
+CONFLICT_COLUMN = "conflicting_order"
 #: tables whose orphan foreign keys are quarantined (survey links are reported only)
 _ORPHAN_DROP_TABLES = ("orders", "order_items", "service_contacts")
 #: columns that make two order lines "different" without being data: the line key and provenance
@@ -73,6 +97,16 @@ class CleaningPolicy:
         exports a repeated line is a real repeated scan.
     drop_non_product : bool
         Drop lines whose product id is one of the ``non_product_codes`` (postage, fees...).
+    min_date : str or None
+        Orders and service contacts dated before it are quarantined (``implausible_date``);
+        None: no lower bound. Default 1990-01-01 (placeholders such as 1900-01-01, 1970-01-01).
+    max_date : str or None
+        ... and after it (its whole day counts); None (default): after the day of the run.
+    max_unit_price : float or None
+        Lines with a unit price above it are quarantined (``implausible_value``); None: no bound.
+    max_abs_quantity : float or None
+        Lines with ``|quantity|`` above it are quarantined (``implausible_value``); None: no bound.
+        Lines whose quantity or unit price is inf or NaN are always quarantined (``non_finite_value``).
 
     Examples
     --------
@@ -86,6 +120,34 @@ class CleaningPolicy:
     drop_nonpositive_price: bool = True
     drop_duplicate_rows: bool = False
     drop_non_product: bool = False
+    min_date: str | None = "1990-01-01"
+    max_date: str | None = None
+    max_unit_price: float | None = 1e7
+    max_abs_quantity: float | None = 1e6
+
+    def date_window(self) -> tuple[pd.Timestamp | None, pd.Timestamp]:
+        """``(lo, hi)``: dates ``lo <= d < hi`` are plausible (:func:`plausibility.date_window`)."""
+        return plausibility.date_window(self.min_date, self.max_date)
+
+    def guards(self) -> list[str]:
+        """The plausibility guards in plain words, one sentence each (kept apart from
+        :meth:`describe`, which lists the standard filters).
+
+        Returns
+        -------
+        list of str
+        """
+        lo, hi = self.date_window()
+        last = (hi - pd.Timedelta(days=1)).date()
+        out = [f"Orders and service contacts dated {'before ' + str(lo.date()) + ' or ' if lo is not None else ''}"
+               f"after {last} are set aside as implausible dates, orders with all their lines.",
+               "Order lines whose quantity or unit price is infinite or missing are set aside."]
+        if self.max_unit_price is not None or self.max_abs_quantity is not None:
+            parts = ([f"a unit price above {self.max_unit_price:,.0f}"] if self.max_unit_price is not None else []) + \
+                ([f"a quantity above {self.max_abs_quantity:,.0f} (either sign)"]
+                 if self.max_abs_quantity is not None else [])
+            out.append("Order lines with " + " or ".join(parts) + " are set aside as implausible values.")
+        return out
 
     def describe(self) -> list[str]:
         """The filters in plain words, one sentence each, for reports.
@@ -123,7 +185,13 @@ class CleaningPolicy:
 
 # --------------------------------------------------------------------------- report
 def _md_table(df: pd.DataFrame, max_rows: int = 40) -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency such as tabulate)."""
+    """A GitHub-flavoured Markdown table (no extra dependency such as tabulate).
+
+    Every header and cell goes through :func:`~ecrm_research.markup.escape_md`: status names, product
+    ids, column names and examples come from the user's file, and a value such as
+    ``<img src=x onerror=...>`` or ``a | b`` must render as that text (in JupyterLab and in HTML
+    reports), never as a tag, a link or an extra table column.
+    """
     if df.empty:
         return "_none_\n"
     shown = df.head(max_rows)
@@ -137,9 +205,9 @@ def _md_table(df: pd.DataFrame, max_rows: int = 40) -> str:
             return f"{v:,}"
         return "" if v is None or (not isinstance(v, (list, tuple)) and pd.isna(v)) else str(v)
 
-    lines = ["| " + " | ".join(map(str, shown.columns)) + " |",
+    lines = ["| " + " | ".join(escape_md(c) for c in shown.columns) + " |",
              "|" + "|".join("---" for _ in shown.columns) + "|"]
-    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    lines += ["| " + " | ".join(escape_md(fmt(v)) for v in row) + " |" for row in shown.itertuples(index=False)]
     if len(df) > max_rows:
         lines.append(f"\n… {len(df) - max_rows:,} more rows")
     return "\n".join(lines) + "\n"
@@ -168,6 +236,16 @@ class QualityReport:
         table, column, min, max, n_missing.
     non_product : DataFrame
         product_id, n_lines, quantity, revenue for the non-product codes present.
+    notes : list of str
+        Decisions taken from the values while reading, with their evidence (e.g. dates read as
+        day/month because some first field is above 12); :func:`prepare` fills them in.
+
+    Notes
+    -----
+    ``ranges`` also lists the plausibility guards of the policy (checks ``before <date>``,
+    ``after <date>``, ``not finite``, ``above <bound>``, ``conflicting customer or time``): the
+    rows :func:`clean` quarantines as ``implausible_date``, ``non_finite_value``,
+    ``implausible_value`` and ``conflicting_order``.
     """
 
     summary: pd.DataFrame
@@ -178,6 +256,7 @@ class QualityReport:
     statuses: pd.DataFrame
     date_range: pd.DataFrame
     non_product: pd.DataFrame
+    notes: list[str] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
         """All findings as one long table: section, table, column, measure, value.
@@ -225,6 +304,8 @@ class QualityReport:
                "### Order statuses", _md_table(self.statuses),
                "### Date ranges", _md_table(self.date_range.astype({"min": str, "max": str})),
                "### Non-product lines", _md_table(self.non_product)]
+        if self.notes:
+            out += ["### Decisions taken from the values", *(f"* {n}" for n in self.notes), ""]
         return "\n".join(out)
 
     def _repr_markdown_(self) -> str:  # Jupyter display
@@ -286,7 +367,8 @@ _RANGE_CHECKS: tuple[tuple[str, str, str, Any], ...] = (
 )
 
 
-def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Iterable[str] = ()) -> QualityReport:
+def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Iterable[str] = (),
+                   policy: CleaningPolicy | None = None) -> QualityReport:
     """Describe the quality of canonical tables without changing them.
 
     Parameters
@@ -295,6 +377,8 @@ def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Ite
         Canonical tables (as in :attr:`ecrm_research.data.io.Dataset.tables`).
     non_product_codes : iterable of str
         Product ids that are not goods (postage, fees...), e.g. from the mapping's rules.
+    policy : CleaningPolicy, optional
+        Bounds of the plausibility checks listed in ``ranges`` (default ``CleaningPolicy()``).
 
     Returns
     -------
@@ -307,10 +391,11 @@ def quality_report(tables: Mapping[str, pd.DataFrame], *, non_product_codes: Ite
     >>> quality_report(t).duplicates["duplicate_keys"].tolist()
     [1]
     """
-    return _quality_report(tables, {str(c) for c in non_product_codes}, {})
+    return _quality_report(tables, {str(c) for c in non_product_codes}, {}, policy or CleaningPolicy())
 
 
-def _quality_report(tables: Mapping[str, pd.DataFrame], codes: set[str], memo: dict) -> QualityReport:
+def _quality_report(tables: Mapping[str, pd.DataFrame], codes: set[str], memo: dict,
+                    policy: CleaningPolicy) -> QualityReport:
     """:func:`quality_report`; ``memo`` keeps the order positions and orphan masks for :func:`clean`."""
     summary, missing, dups, orphans, dates = [], [], [], [], []
     for name, df in tables.items():
@@ -330,7 +415,8 @@ def _quality_report(tables: Mapping[str, pd.DataFrame], codes: set[str], memo: d
                                                "duplicate_rows", "orphan_rows"]),
         missing=pd.DataFrame(missing, columns=["table", "column", "n_missing", "share"]),
         duplicates=pd.DataFrame(dups, columns=["table", "key", "duplicate_keys", "duplicate_rows"]),
-        ranges=pd.DataFrame(_range_rows(tables), columns=["table", "column", "check", "n_rows", "example"]),
+        ranges=pd.DataFrame(_range_rows(tables) + _guard_rows(tables, policy),
+                            columns=["table", "column", "check", "n_rows", "example"]),
         orphans=pd.DataFrame(orphans, columns=["table", "column", "parent", "n_rows", "example"]),
         statuses=_status_counts(tables, memo),
         date_range=pd.DataFrame(dates, columns=["table", "column", "min", "max", "n_missing"]),
@@ -385,6 +471,38 @@ def _range_rows(tables: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]:
             rows.append({"table": table, "column": col, "check": check, "n_rows": int(m.sum()),
                          "example": _first(s, m)})
     return rows
+
+
+def _guard_rows(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy) -> list[dict[str, Any]]:
+    """The plausibility checks (see :data:`GUARD_REASONS`) of every date column and of the order
+    lines' amounts; customers' and surveys' dates are reported only (master data is never dropped)."""
+    lo, hi = policy.date_window()
+    rows = []
+    for name, df in tables.items():
+        for col in df.columns:
+            if pd.api.types.is_datetime64_any_dtype(df[col]):
+                early, late = plausibility.outside_window(df[col], lo, hi)
+                if lo is not None:
+                    rows.append(_check_row(name, col, f"before {lo.date()}", df[col], early))
+                rows.append(_check_row(name, col, f"after {(hi - pd.Timedelta(days=1)).date()}", df[col], late))
+    items = tables.get("order_items")
+    amounts = (("quantity", policy.max_abs_quantity, True), ("unit_price", policy.max_unit_price, False))
+    for col, bound, absolute in amounts:
+        if items is not None and col in items.columns:
+            rows.append(_check_row("order_items", col, "not finite", items[col], plausibility.not_finite(items[col])))
+            if bound is not None:
+                rows.append(_check_row("order_items", col, f"{'|x| ' if absolute else ''}above {bound:g}", items[col],
+                                       plausibility.above(items[col], bound, absolute=absolute)))
+    orders = tables.get("orders")
+    if orders is not None and CONFLICT_COLUMN in orders.columns:
+        rows.append(_check_row("orders", "order_id", "conflicting customer or time", orders["order_id"],
+                               _bool(orders[CONFLICT_COLUMN])))
+    return rows
+
+
+def _check_row(table: str, col: str, check: str, values: pd.Series, mask: np.ndarray) -> dict[str, Any]:
+    mask = pd.Series(np.asarray(mask, dtype=bool), index=values.index)
+    return {"table": table, "column": col, "check": check, "n_rows": int(mask.sum()), "example": _first(values, mask)}
 
 
 def _status_counts(tables: Mapping[str, pd.DataFrame], memo: dict | None = None) -> pd.DataFrame:
@@ -477,8 +595,8 @@ class CleanResult:
 
 #: reason code of a row: 0 = kept, i + 1 = REASONS[i]; int8 arrays keep 10M-row cleaning cheap
 _KEPT = 0
-_CODE = {r: i + 1 for i, r in enumerate(REASONS)}
-_REASON_OF_CODE = np.array([None, *REASONS], dtype=object)
+_CODE = {r: i + 1 for i, r in enumerate(ALL_REASONS)}
+_REASON_OF_CODE = np.array([None, *ALL_REASONS], dtype=object)
 
 
 def _reason_codes(conditions: Sequence[tuple[str, np.ndarray]], n: int) -> np.ndarray:
@@ -495,9 +613,21 @@ def _bool(s: pd.Series | np.ndarray) -> np.ndarray:
     return np.asarray(pd.Series(s).fillna(False), dtype=bool)
 
 
+def _date_guard(df: pd.DataFrame, column: str, policy: CleaningPolicy) -> list[tuple[str, np.ndarray]]:
+    """``implausible_date`` for the rows of `df` whose `column` is outside the policy's window."""
+    if column not in df.columns:
+        return []
+    early, late = plausibility.outside_window(df[column], *policy.date_window())
+    return [("implausible_date", early | late)]
+
+
 def _order_reasons(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy, memo: dict) -> np.ndarray:
     orders = tables["orders"]
+    # a key that points nowhere first (the row belongs to nothing known), then the guards, then the rest
     conds = [("orphan_key", _bool(_orphans(tables, "orders", "customer_id", memo)))]
+    if CONFLICT_COLUMN in orders.columns:
+        conds.append(("conflicting_order", _bool(orders[CONFLICT_COLUMN])))
+    conds += _date_guard(orders, "ordered_at", policy)
     if policy.drop_missing_customer:
         conds.append(("missing_customer", _bool(orders["customer_id"].isna())))
     if policy.drop_cancelled:
@@ -523,9 +653,18 @@ def _inherited_conditions(tables: Mapping[str, pd.DataFrame], order_reason: np.n
     if "products" in tables:
         orphan |= _bool(_orphans(tables, "order_items", "product_id", memo))
     conds = [("orphan_key", orphan)]
+    conds += [(reason, inherited == _CODE[reason]) for reason in ("conflicting_order", "implausible_date")]
     for reason in ("missing_customer", "cancelled"):
         conds.append((reason, inherited == _CODE[reason]))
     return conds
+
+
+def _amount_guards(items: pd.DataFrame, policy: CleaningPolicy) -> list[tuple[str, np.ndarray]]:
+    """``non_finite_value`` (inf or NaN quantity/price), then ``implausible_value`` (beyond the bounds)."""
+    q, p = items["quantity"], items["unit_price"]
+    return [("non_finite_value", plausibility.not_finite(q) | plausibility.not_finite(p)),
+            ("implausible_value", plausibility.above(q, policy.max_abs_quantity, absolute=True)
+             | plausibility.above(p, policy.max_unit_price))]
 
 
 def _line_conditions(items: pd.DataFrame, policy: CleaningPolicy, codes: set[str]) -> list[tuple[str, np.ndarray]]:
@@ -546,7 +685,9 @@ def _item_reasons(tables: Mapping[str, pd.DataFrame], order_reason: np.ndarray, 
                   policy: CleaningPolicy, codes: set[str], memo: dict) -> np.ndarray:
     """Reason code of every order line: the reasons inherited from its order first, then its own."""
     items = tables["order_items"]
-    conds = _inherited_conditions(tables, order_reason, order_pos, memo) + _line_conditions(items, policy, codes)
+    inherited = _inherited_conditions(tables, order_reason, order_pos, memo)
+    # orphan, the order's guards, the line's own guards, the order's other reasons, the line's own reasons
+    conds = inherited[:3] + _amount_guards(items, policy) + inherited[3:] + _line_conditions(items, policy, codes)
     return _reason_codes(conds, len(items))
 
 
@@ -561,10 +702,13 @@ def _mark_orders_without_kept_lines(order_reason: np.ndarray, item_reason: np.nd
     order_reason[no_kept] = _CODE["no_kept_lines"]
 
 
-def _contact_reasons(tables: Mapping[str, pd.DataFrame], memo: dict) -> np.ndarray:
-    """Reason code of every service contact: ``orphan_key`` when its customer does not exist."""
-    m = _bool(_orphans(tables, "service_contacts", "customer_id", memo))
-    return np.where(m, _CODE["orphan_key"], _KEPT).astype(np.int8)
+def _contact_reasons(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy, memo: dict) -> np.ndarray:
+    """Reason code of every service contact: ``orphan_key`` when its customer does not exist, then
+    ``implausible_date``."""
+    contacts = tables["service_contacts"]
+    conds = [("orphan_key", _bool(_orphans(tables, "service_contacts", "customer_id", memo)))]
+    conds += _date_guard(contacts, "contacted_at", policy)
+    return _reason_codes(conds, len(contacts))
 
 
 def _row_reasons(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy, codes: set[str], memo: dict
@@ -577,7 +721,7 @@ def _row_reasons(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy, cod
     _mark_orders_without_kept_lines(order_reason, item_reason, order_pos)
     reasons = {"orders": order_reason, "order_items": item_reason}
     if "service_contacts" in tables:
-        reasons["service_contacts"] = _contact_reasons(tables, memo)
+        reasons["service_contacts"] = _contact_reasons(tables, policy, memo)
     return reasons
 
 
@@ -629,6 +773,8 @@ def _kept_rows(df: pd.DataFrame, reason: np.ndarray | None) -> pd.DataFrame:
     """The rows of `df` with reason 0, renumbered; a table without reasons is copied whole."""
     if reason is None:
         return df.copy()  # the cleaned tables never share data with the input
+    if CONFLICT_COLUMN in df.columns:  # its rows are quarantined; the marker is not data
+        df = df.drop(columns=CONFLICT_COLUMN)
     kept = df.loc[reason == _KEPT]  # a new frame: renumbered in place, not copied a second time
     kept.index = pd.RangeIndex(len(kept))
     return kept
@@ -636,7 +782,10 @@ def _kept_rows(df: pd.DataFrame, reason: np.ndarray | None) -> pd.DataFrame:
 
 def _reconciliation(tables: Mapping[str, pd.DataFrame], reasons: Mapping[str, np.ndarray]) -> pd.DataFrame:
     """Per table: input, kept and quarantined rows and the count of each reason (see :func:`_rec_row`)."""
-    return pd.DataFrame([_rec_row(name, len(df), reasons.get(name)) for name, df in tables.items()])
+    rows = [_rec_row(name, len(df), reasons.get(name)) for name, df in tables.items()]
+    guards = [r for r in GUARD_REASONS if any(r in row for row in rows)]
+    columns = ["table", "input_rows", "kept_rows", "quarantined_rows", *REASONS, *guards, "reconciles"]
+    return pd.DataFrame(rows, columns=columns).fillna({r: 0 for r in guards}).astype({r: "int64" for r in guards})
 
 
 def _require_order_tables(tables: Mapping[str, pd.DataFrame]) -> None:
@@ -698,7 +847,7 @@ def clean(tables: Mapping[str, pd.DataFrame], policy: CleaningPolicy | None = No
     # clean only reads the tables: one with the default index is used as it is (no copy of 10^7 lines)
     tables = {k: v if _default_index(v) else v.reset_index(drop=True) for k, v in tables.items()}
     memo: dict = {}  # order positions and orphan masks, computed once for the report and the cleaning
-    described = _quality_report(tables, codes, memo) if report else None
+    described = _quality_report(tables, codes, memo, policy) if report else None
     reasons = _row_reasons(tables, policy, codes, memo)
     line_customers = _line_customers(tables["orders"], _order_positions(tables, memo))
     return CleanResult(
@@ -717,15 +866,46 @@ def _default_index(df: pd.DataFrame) -> bool:
 
 
 def _rec_row(table: str, n: int, reason: np.ndarray | None) -> dict[str, Any]:
-    """One reconciliation row; ``reconciles`` checks input = kept + quarantined = sum over reasons."""
-    counts = (np.bincount(reason, minlength=len(REASONS) + 1) if reason is not None
-              else np.zeros(len(REASONS) + 1, dtype=np.int64))
+    """One reconciliation row; ``reconciles`` checks input = kept + quarantined = sum over reasons.
+
+    Every reason of :data:`REASONS` has a column; a guard reason (:data:`GUARD_REASONS`) only
+    when some row of the run has it (:func:`_reconciliation` fills the other tables with 0)."""
+    counts = (np.bincount(reason, minlength=len(ALL_REASONS) + 1) if reason is not None
+              else np.zeros(len(ALL_REASONS) + 1, dtype=np.int64))
     q = int(counts[1:].sum())
     row: dict[str, Any] = {"table": table, "input_rows": n, "kept_rows": n - q, "quarantined_rows": q}
     row.update({r: int(counts[_CODE[r]]) for r in REASONS})
-    row["reconciles"] = row["kept_rows"] + row["quarantined_rows"] == n and q == sum(
-        row[r] for r in REASONS)
+    row.update({r: int(counts[_CODE[r]]) for r in GUARD_REASONS if counts[_CODE[r]]})
+    row["reconciles"] = row["kept_rows"] + row["quarantined_rows"] == n and q == int(counts[1:].sum()) \
+        and q == sum(row.get(r, 0) for r in ALL_REASONS)
     return row
+
+
+def quarantine_frame(quarantine: Any) -> pd.DataFrame:
+    """The quarantine as a pandas table to write next to the counts (``out.table(..., "quarantine")``).
+
+    One row per dropped row: ``table, reason`` and the key columns (``order_id, line_no,
+    customer_id, product_id, contact_id, source_row``), so any dropped row can be found in the
+    user's file: ``source_row`` is the row of a lines file (0-based, header excluded); in a
+    canonical folder the table's key (``order_id`` + ``line_no``, ``contact_id``) names the row.
+    Sorted by table and key, so both preparation engines write the same table; a Spark
+    quarantine (``prep_engine='spark'``) is collected (it holds the dropped rows only). The
+    position column ``row`` of the pandas quarantine is left out (Spark has no row order).
+
+    Parameters
+    ----------
+    quarantine : DataFrame
+        :attr:`CleanResult.quarantine` (pandas) or the Spark engine's.
+
+    Returns
+    -------
+    DataFrame
+    """
+    # a Spark DataFrame is collected: no pyspark import needed in the data layer
+    frame = quarantine if isinstance(quarantine, pd.DataFrame) else quarantine.toPandas()
+    frame = frame.reindex(columns=[c for c in _QCOLS if c != "row"])
+    return frame.sort_values(["table", "order_id", "line_no", "contact_id"], kind="stable",
+                             na_position="last").reset_index(drop=True)
 
 
 def prepare(data: str | Path | None = None, data_format: str | None = None, mapping: Any = None,
@@ -760,7 +940,12 @@ def prepare(data: str | Path | None = None, data_format: str | None = None, mapp
     ds = load_dataset(data, data_format, mapping, **read_options)
     ds.require(("canonical", "lines"), "data-preparation")
     codes = ds.mapping.non_product_codes if ds.mapping else ()
-    return ds, clean(ds.tables, policy, non_product_codes=codes, report=report)
+    result = clean(ds.tables, policy, non_product_codes=codes, report=report)
+    if result.report is not None:
+        result.report.notes = list(ds.notes)
+    return ds, result
 
 
-__all__ = ["REASONS", "CleaningPolicy", "CleanResult", "QualityReport", "quality_report", "clean", "prepare"]
+__all__ = ["REASONS", "GUARD_REASONS", "ALL_REASONS", "CONFLICT_COLUMN",
+           "CleaningPolicy", "CleanResult", "QualityReport", "quality_report", "clean", "prepare",
+           "quarantine_frame"]

@@ -117,6 +117,7 @@ def read_tabular_file(path: str | Path, *, sep: str | None = None, decimal: str 
             return _tidy_float_ids(df, str_columns)
         sep = sep or sniff_sep(path, encoding, ext, decimal)
         header = pd.read_csv(path, sep=sep, encoding=encoding, nrows=0)
+        check_unique_columns(_raw_header(path, sep, encoding), path)
         dtype = {c: str for c in str_columns if c in header.columns}
         usecols = None if wanted is None else [c for c in header.columns if c in wanted]
         df = pd.read_csv(path, sep=sep, decimal=decimal, encoding=encoding, dtype=dtype or None,
@@ -134,6 +135,31 @@ def read_tabular_file(path: str | Path, *, sep: str | None = None, decimal: str 
     except LookupError:
         raise DataError(f"{path}: unknown encoding {encoding!r}; use e.g. 'utf-8', 'latin-1' or 'cp1252'.",
                         source=str(path), example=encoding) from None
+
+
+def _raw_header(path: Path, sep: str, encoding: str) -> list[Any]:
+    """The first line of a text table as written (pandas renames a repeated name 'x' to 'x.1')."""
+    first = pd.read_csv(path, sep=sep, encoding=encoding, header=None, nrows=1, dtype=str)
+    return list(first.iloc[0]) if len(first) else []
+
+
+def check_unique_columns(names: Sequence[Any], path: Path | str) -> None:
+    """Raise :class:`DataError` when a column name appears twice in a file's header.
+
+    pandas would silently rename the second ``Price`` to ``Price.1`` and the analysis would
+    use whichever the mapping names, ignoring the other.
+    """
+    seen: dict[str, int] = {}
+    for i, name in enumerate(names):
+        if name is None or (isinstance(name, float) and pd.isna(name)):
+            continue
+        if str(name) in seen:
+            j = seen[str(name)]
+            raise DataError(
+                f"{path}: column name {str(name)!r} appears more than once in the header (columns {j + 1} and "
+                f"{i + 1}); which one is meant cannot be told. Rename or remove one of them in the file so "
+                "every column has its own name.", source=str(path), column=str(name), example=str(name))
+        seen[str(name)] = i
 
 
 def _tidy_float_ids(df: pd.DataFrame, columns: Sequence[str]) -> pd.DataFrame:
@@ -166,8 +192,9 @@ def _read_parquet(path: Path, columns: Sequence[str] | None = None, arrow_string
     canonical dtype anyway).
     """
     try:
+        names = pq.read_schema(path).names
+        check_unique_columns(names, path)
         if columns is not None:
-            names = pq.read_schema(path).names
             wanted = set(columns)
             columns = [c for c in names if c in wanted]
         table = pq.read_table(path, columns=columns)
@@ -185,7 +212,11 @@ def _read_excel(path: Path, sheet_name: Any, str_columns: Sequence[str]) -> pd.D
             raise FormatError(f"{path}: old .xls files need the 'xlrd' package, which is not installed. "
                               "Save the sheet as .xlsx or CSV.", source=str(path)) from None
     try:
+        head = pd.read_excel(path, sheet_name=sheet_name, header=None, nrows=1)
+        check_unique_columns(list(head.iloc[0]) if len(head) else [], path)
         return pd.read_excel(path, sheet_name=sheet_name, dtype={c: str for c in str_columns} or None)
+    except DataError:
+        raise
     except ValueError as exc:
         if "not found" in str(exc).lower() or "worksheet" in str(exc).lower():
             try:
@@ -243,13 +274,15 @@ def read_table(path: str | Path, *, sep: str | None = None, decimal: str = ".", 
     return read_tabular_file(path, sep=sep, decimal=decimal, encoding=encoding, sheet_name=sheet_name, columns=columns)
 
 
-def read_baskets(path: str | Path, *, sep: str = ",", encoding: str = "utf-8") -> list[list[str]]:
+def read_baskets(path: str | Path, *, sep: str = ",", encoding: str = "utf-8",
+                 counts: dict[str, int] | None = None) -> list[list[str]]:
     """Read a basket file: one transaction per line, items separated by ``sep``.
 
     Items are kept exactly as written, including leading/trailing spaces (as R's arules does:
     ``"cream cheese "`` stays distinct from ``"cream cheese"``); only the line end is removed.
-    Empty items (``a,,b``) and blank lines are skipped; an item repeated within a line is kept
-    once, at its first position.
+    Blank items (empty or only whitespace: ``a,,b``, ``a, ,b``) are dropped, and so are lines
+    with no item left (blank lines); an item repeated within a line is kept once, at its first
+    position. Each is counted in `counts`, so nothing is dropped unseen.
 
     Parameters
     ----------
@@ -259,6 +292,10 @@ def read_baskets(path: str | Path, *, sep: str = ",", encoding: str = "utf-8") -
         Item separator.
     encoding : str
         Text encoding.
+    counts : dict, optional
+        Filled with what was dropped: ``blank_lines`` (lines without an item, the file's final
+        line end excepted), ``blank_items`` (empty or whitespace-only items on lines that have
+        items) and ``repeated_items`` (second and later copies of an item within a line).
 
     Returns
     -------
@@ -283,12 +320,23 @@ def read_baskets(path: str | Path, *, sep: str = ",", encoding: str = "utf-8") -
     except LookupError:
         raise DataError(f"{path}: unknown encoding {encoding!r}; use e.g. 'utf-8' or 'latin-1'.",
                         source=str(path), example=encoding) from None
-    baskets = []
-    for line in text.split("\n"):
+    baskets, n_blank_lines, n_blank_items, n_repeated = [], 0, 0, 0
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()  # the line end of the last line, not a blank line
+    for line in lines:
         line = line[:-1] if line.endswith("\r") else line
-        items = [it for it in line.split(sep) if it != ""]
-        if items:
-            baskets.append(list(dict.fromkeys(items)))
+        fields = line.split(sep)
+        items = [it for it in fields if it.strip() != ""]
+        if not items:
+            n_blank_lines += 1
+            continue
+        distinct = list(dict.fromkeys(items))
+        n_blank_items += len(fields) - len(items)
+        n_repeated += len(items) - len(distinct)
+        baskets.append(distinct)
+    if counts is not None:
+        counts.update(blank_lines=n_blank_lines, blank_items=n_blank_items, repeated_items=n_repeated)
     if not baskets:
         raise DataError(f"{path}: no transactions found (only blank lines).", source=str(path), n_rows=0)
     return baskets

@@ -265,7 +265,8 @@ def _category_fast(series: pd.Series, spec: ColumnSpec, table: str, source: str 
 
 
 def coerce_column(series: pd.Series, spec: ColumnSpec, *, table: str, source: str | None = None,
-                  date_format: str | None = None, dayfirst: bool = False) -> pd.Series:
+                  date_format: str | None = None, dayfirst: bool | None = None,
+                  notes: list[str] | None = None) -> pd.Series:
     """Cast one column to its canonical dtype, failing clearly on unparsable values.
 
     Columns already in their canonical dtype (Parquet written by this package, or by
@@ -273,6 +274,10 @@ def coerce_column(series: pd.Series, spec: ColumnSpec, *, table: str, source: st
     re-cleaning every value: Arrow text is trimmed by one pyarrow pass (and not copied when
     nothing changes), categoricals are cleaned on their categories, numbers and timestamps
     are only cast.
+
+    ``dayfirst=None`` (the default) means "not stated": text dates like ``03/04/2024`` are then
+    read as the values decide, the decision is appended to `notes`, and an undecidable column is
+    a :class:`SchemaError` (:func:`day_month_order`).
     """
     kind = spec.kind
     if kind in ("id", "text"):
@@ -291,7 +296,7 @@ def coerce_column(series: pd.Series, spec: ColumnSpec, *, table: str, source: st
         return _coerce_text(series, kind, notna)
     if kind == "datetime":
         return _coerce_datetime(series, spec, notna, table=table, source=source, date_format=date_format,
-                                dayfirst=dayfirst)
+                                dayfirst=dayfirst, notes=notes)
     if kind in ("float", "int"):
         return _coerce_number(series, spec, notna, table=table, source=source)
     if kind == "bool":
@@ -320,19 +325,98 @@ def _coerce_text(series: pd.Series, kind: str, notna: pd.Series) -> pd.Series:
     return out.astype(ID if kind == "id" else TEXT)
 
 
+#: a date written day and month first in either order: ``3/4/2024``, ``03.04.24``, ``3-4-2024 10:00``
+_DAY_MONTH = r"^\s*(\d{1,2})[/.\-](\d{1,2})[/.\-](\d{2,4})(?!\d)"
+
+
+def day_month_order(series: pd.Series, notna: pd.Series | None = None, *, column: str, where: str,
+                    notes: list[str] | None = None) -> bool | None:
+    """Decide from the values whether text dates such as ``03/04/2024`` are day or month first.
+
+    Parameters
+    ----------
+    series : Series
+        Text dates (other values, e.g. ISO dates, are ignored).
+    notna : Series of bool, optional
+        Which values are given (default: ``series.notna()``).
+    column, where : str
+        Column and file named in the message.
+    notes : list of str, optional
+        When the values decide, the decision and its evidence are appended here (shown in the
+        quality report and printed by ``ecrm validate``).
+
+    Returns
+    -------
+    bool or None
+        True: day first (some first field is above 12); False: month first (some second field
+        is above 12); None: no such dates, or both readings give the same dates.
+
+    Raises
+    ------
+    SchemaError
+        Every value has both fields ≤ 12 and the two readings differ (e.g. a dd/mm file of
+        January to July with days ≤ 12 reads as mm/dd without complaint): the reading would be a
+        guess, so the message shows both and asks for ``date_format``.
+
+    Examples
+    --------
+    >>> day_month_order(pd.Series(["13/01/2024", "02/03/2024"]), column="d", where="f.csv")
+    True
+    """
+    values = series[notna if notna is not None else series.notna()]
+    uniq = pd.Series(pd.unique(values.astype(TEXT).to_numpy(dtype=object, na_value=None)), dtype=TEXT)
+    parts = uniq.str.extract(_DAY_MONTH).dropna()
+    if parts.empty:
+        return None
+    first, second = parts[0].astype(int), parts[1].astype(int)
+    day_first, month_first = first > 12, second > 12
+    if day_first.any() and month_first.any():
+        return None  # mixed: the values that fit neither reading are reported as "not dates"
+    for decided, evidence, reading in ((True, day_first, "day/month/year"), (False, month_first, "month/day/year")):
+        if evidence.any():
+            example = uniq[evidence[evidence].index[0]]
+            if notes is not None:
+                notes.append(f"{where}: column '{column}' read as {reading}, decided by the values: "
+                             f"{int(evidence.sum()):,} distinct date(s) have a "
+                             f"{'first' if decided else 'second'} field above 12 (e.g. {example!r}). "
+                             "Pass date_format to state it.")
+            return decided
+    differ = first != second
+    if not differ.any():
+        return None  # 01/01, 02/02, ...: both readings give the same dates
+    example = uniq[differ[differ].index[0]]
+    a, b, y = int(first[differ].iloc[0]), int(second[differ].iloc[0]), parts[2][differ].iloc[0]
+    raise SchemaError(
+        f"{where}: column '{column}' has dates whose day and month cannot be told apart: every one of "
+        f"{len(parts):,} distinct date(s) has both fields ≤ 12 (e.g. {example!r} is {b} {_MONTHS[a - 1]} "
+        f"{y} read as day/month, or {a} {_MONTHS[b - 1]} {y} read as month/day). Say which: "
+        "date_format: '%d/%m/%Y' (or '%m/%d/%Y', with the time part if any, e.g. '%d/%m/%Y %H:%M') in "
+        "the mapping's read: section, or `-p date_format '%d/%m/%Y'` / date_format=... as an option.",
+        source=where, column=column, n_rows=len(parts), example=example)
+
+
+_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
+           "November", "December")
+
+
 def _coerce_datetime(series: pd.Series, spec: ColumnSpec, notna: pd.Series, *, table: str, source: str | None,
-                     date_format: str | None, dayfirst: bool) -> pd.Series:
-    """Timestamps as naive ``datetime64[ns]``; text that is not a date fails with a hint on `date_format`."""
+                     date_format: str | None, dayfirst: bool | None, notes: list[str] | None = None) -> pd.Series:
+    """Timestamps as naive ``datetime64[ns]``; text that is not a date fails with a hint on `date_format`.
+
+    Text dates such as ``03/04/2024`` without `date_format` or `dayfirst` are read the way the
+    values decide (:func:`day_month_order`), and are an error when they cannot."""
     if pd.api.types.is_datetime64_any_dtype(series):
         out = series
         if getattr(out.dt, "tz", None) is not None:
             out = out.dt.tz_convert(None)
         return out.astype("datetime64[ns]")
+    if date_format is None and dayfirst is None:
+        dayfirst = day_month_order(series, notna, column=spec.name, where=source or table, notes=notes)
     with warnings.catch_warnings():
         # without a format pandas warns "Could not infer format" and parses element-wise;
         # the result is what we want and unparsable values are reported below
         warnings.simplefilter("ignore", UserWarning)
-        out = pd.to_datetime(series, format=date_format, dayfirst=dayfirst, errors="coerce")
+        out = pd.to_datetime(series, format=date_format, dayfirst=bool(dayfirst), errors="coerce")
     bad = notna & out.isna()
     if bad.any():
         hint = (f"Pass date_format (it was {date_format!r})" if date_format
@@ -417,7 +501,8 @@ def require_columns(columns: Iterable[Any], table: str, where: str, *, hint: str
 
 
 def coerce_table(df: pd.DataFrame, table: str, *, source: str | None = None,
-                 date_format: str | None = None, dayfirst: bool = False) -> pd.DataFrame:
+                 date_format: str | None = None, dayfirst: bool | None = None,
+                 notes: list[str] | None = None) -> pd.DataFrame:
     """Return ``df`` with canonical column order and dtypes.
 
     Parameters
@@ -430,7 +515,10 @@ def coerce_table(df: pd.DataFrame, table: str, *, source: str | None = None,
     source : str, optional
         File name to quote in error messages.
     date_format, dayfirst :
-        Passed to :func:`pandas.to_datetime` for text date columns.
+        Passed to :func:`pandas.to_datetime` for text date columns. ``dayfirst=None``: not
+        stated, decided from the values or an error (see :func:`day_month_order`).
+    notes : list of str, optional
+        Collects the day/month decisions taken from the values.
 
     Returns
     -------
@@ -454,7 +542,7 @@ def coerce_table(df: pd.DataFrame, table: str, *, source: str | None = None,
     for c in spec.columns:
         if c.name in df.columns:
             out[c.name] = coerce_column(df[c.name], c, table=table, source=source,
-                                        date_format=date_format, dayfirst=dayfirst)
+                                        date_format=date_format, dayfirst=dayfirst, notes=notes)
         else:
             out[c.name] = _absent_column(c, df.index, table, source)
     frame = pd.DataFrame(out, index=df.index)

@@ -6,6 +6,7 @@ are grouped into constructs by a mapping ``{construct: [item, ...]}``:
 
 1. :func:`score_constructs` — reverse-code items, apply the missing-answer policy (a construct
    is scored when at least 2/3 of its items are answered), average the items;
+   :func:`drop_constant_items` removes items without variance (or stops with a clear error);
 2. :func:`item_analysis`, :func:`measurement_model`, :func:`htmt` — Cronbach's alpha (raw and
    standardized), corrected item-total correlations, alpha-if-item-deleted, composite
    reliability and AVE from a CFA, Fornell-Larcker and HTMT discriminant validity;
@@ -66,7 +67,14 @@ from .reliability import (
     standardized_alpha,
 )
 from .repurchase import RepurchaseCheck, stated_vs_actual
-from .scoring import MIN_ANSWERED_SHARE, ScaleScores, reverse_code, score_constructs
+from .scoring import (
+    MIN_ANSWERED_SHARE,
+    ScaleScores,
+    constant_items,
+    drop_constant_items,
+    reverse_code,
+    score_constructs,
+)
 from .sem import FIT_THRESHOLDS, fit_table, srmr
 from .structural import SEMResult, fit_sem, structural_paths
 
@@ -76,7 +84,7 @@ __all__ = [
     "SAMPLE_PREFIXES", "ConstructSpec", "infer_constructs", "load_constructs", "resolve_constructs",
     "survey_from_dataset",
     # scores
-    "MIN_ANSWERED_SHARE", "ScaleScores", "reverse_code", "score_constructs",
+    "MIN_ANSWERED_SHARE", "ScaleScores", "reverse_code", "score_constructs", "constant_items", "drop_constant_items",
     # reliability and validity
     "ItemAnalysis", "cronbach_alpha", "standardized_alpha", "item_analysis", "review_items", "apply_item_review",
     "composite_reliability", "htmt", "fornell_larcker",

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..exceptions import DataError
+from ..exceptions import AnalysisError, DataError
 
 #: Share of a construct's items that must be answered for the construct to be scored.
 MIN_ANSWERED_SHARE = 2 / 3
@@ -70,7 +70,8 @@ def _min_answered(k: int, share: float) -> int:
 
 def score_constructs(frame: pd.DataFrame, constructs: Mapping[str, Sequence[str]], *,
                      reverse_items: Sequence[str] = (), scale_min: float | None = None,
-                     scale_max: float | None = None, min_share: float = MIN_ANSWERED_SHARE) -> ScaleScores:
+                     scale_max: float | None = None, min_share: float = MIN_ANSWERED_SHARE,
+                     source: str = "survey") -> ScaleScores:
     """Score constructs as the mean of their (reverse-coded) items.
 
     Parameters
@@ -89,6 +90,8 @@ def score_constructs(frame: pd.DataFrame, constructs: Mapping[str, Sequence[str]
         Missing-answer policy: a respondent's construct score is computed when at least
         ``ceil(min_share * k)`` of its ``k`` items are answered (default 2/3: 2 of 3, 3 of 4,
         both of 2); otherwise it is missing. Counts are in ``coverage``.
+    source : str, default "survey"
+        The survey's file name, for error messages.
 
     Returns
     -------
@@ -117,9 +120,10 @@ def score_constructs(frame: pd.DataFrame, constructs: Mapping[str, Sequence[str]
             bad = s.notna() & conv.isna()
             if bad.any():
                 first = s[bad].iloc[0]
-                raise DataError(f"survey: item '{col}' has {int(bad.sum()):,} non-numeric answer(s) "
+                raise DataError(f"{source}: item '{col}' has {int(bad.sum()):,} answer(s) that are not numbers "
+                                f"(non-numeric) "
                                 f"(first: {first!r}). Recode the answers as numbers (e.g. 1-7).",
-                                column=col, n_rows=int(bad.sum()), example=first)
+                                source=source, column=col, n_rows=int(bad.sum()), example=first)
             s = conv
         items[col] = s.astype("float64")
     inferred = scale_min is None or scale_max is None
@@ -161,3 +165,87 @@ def score_constructs(frame: pd.DataFrame, constructs: Mapping[str, Sequence[str]
                        constructs={k: list(v) for k, v in constructs.items()},
                        scale_min=lo, scale_max=hi, scale_inferred=inferred,
                        reversed_items=list(reverse_items), n_out_of_range=n_oor)
+
+
+#: Columns of the table :func:`drop_constant_items` returns (those of the item review).
+CONSTANT_ITEM_COLUMNS = ["construct", "item", "mean", "sd", "loading", "decision", "reason"]
+
+
+def constant_items(items: pd.DataFrame, constructs: Mapping[str, Sequence[str]]) -> pd.DataFrame:
+    """Items without variance: every respondent gave the same answer (or nobody answered).
+
+    Returns
+    -------
+    DataFrame
+        ``construct, item, value, n_answered``, one row per zero-variance item (empty when all vary).
+    """
+    rows = []
+    for name, its in constructs.items():
+        for item in its:
+            answers = items[item].dropna()
+            if answers.nunique() <= 1:
+                rows.append({"construct": name, "item": item,
+                             "value": float(answers.iloc[0]) if len(answers) else np.nan, "n_answered": len(answers)})
+    return pd.DataFrame(rows, columns=["construct", "item", "value", "n_answered"])
+
+
+def _constant_reason(r) -> str:
+    if r.n_answered == 0:
+        return "no variance: nobody answered this item"
+    return f"no variance: all {r.n_answered:,} respondents answered {r.value:g}"
+
+
+def drop_constant_items(items: pd.DataFrame, constructs: Mapping[str, Sequence[str]], *, min_items: int = 2,
+                        source: str = "survey") -> tuple[dict[str, list[str]], pd.DataFrame]:
+    """Remove zero-variance items before any correlation, CFA or SEM is computed.
+
+    An item every respondent answered the same way carries no information and makes the item
+    covariance matrix singular (semopy then fails with ``LinAlgError``). Such an item is dropped
+    with a warning when its construct keeps at least ``min_items`` items; otherwise the analysis
+    cannot proceed and an :class:`AnalysisError` names the items and what to check.
+
+    Parameters
+    ----------
+    items : DataFrame
+        Item answers (:attr:`ScaleScores.items`).
+    constructs : mapping
+        Construct -> item columns.
+    min_items : int, default 2
+        Fewest items a construct must keep (a CFA needs two indicators per construct).
+    source : str, default "survey"
+        The survey's file name, for the message.
+
+    Returns
+    -------
+    constructs : dict
+        The constructs without the constant items (unchanged when every item varies).
+    review : DataFrame
+        ``construct, item, mean, sd, loading, decision ('drop'), reason``: one row per dropped
+        item, to append to the item review.
+
+    Raises
+    ------
+    AnalysisError
+        When a construct would keep fewer than ``min_items`` items.
+    """
+    const = constant_items(items, constructs)
+    kept = {k: [i for i in v if i not in set(const["item"])] for k, v in constructs.items()}
+    if const.empty:
+        return kept, pd.DataFrame(columns=CONSTANT_ITEM_COLUMNS)
+    reasons = {r.item: _constant_reason(r) for r in const.itertuples(index=False)}
+    broken = [k for k, v in kept.items() if len(v) < min_items and len(v) < len(constructs[k])]
+    if broken:
+        detail = "; ".join(f"{k}: {', '.join(f'{i} ({reasons[i]})' for i in constructs[k] if i in reasons)}"
+                           f" -> {len(kept[k])} item(s) left" for k in broken)
+        raise AnalysisError(
+            f"{source}: survey items without variance leave {len(broken)} construct(s) with fewer than {min_items} "
+            f"items: {detail}. A construct whose answers never differ cannot be related to loyalty. Check that "
+            f"the construct mapping names the right columns (constructs=...), that the answers were not "
+            f"overwritten by a default value in the export, or remove the construct from the model "
+            f"(constructs and drivers).")
+    msg = "; ".join(f"{r.item} ({r.construct}): {reasons[r.item]}" for r in const.itertuples(index=False))
+    warnings.warn(f"Dropped {len(const)} survey item(s) without variance before fitting: {msg}.", stacklevel=2)
+    review = pd.DataFrame({"construct": const["construct"], "item": const["item"], "mean": const["value"],
+                           "sd": np.where(const["n_answered"] > 1, 0.0, np.nan), "loading": np.nan,
+                           "decision": "drop", "reason": [reasons[i] for i in const["item"]]})
+    return kept, review[CONSTANT_ITEM_COLUMNS]

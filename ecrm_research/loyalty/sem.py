@@ -37,6 +37,10 @@ def semopy_fit(desc: str, data: pd.DataFrame, *, missing: str = "pairwise"):
     """
     import semopy  # lazy: ~1.2 s to import, paid only when a latent-variable model is fitted
 
+    flat = [str(c) for c in data.columns if data[c].dropna().nunique() <= 1]
+    if flat:  # a singular covariance matrix: semopy would fail with LinAlgError
+        raise AnalysisError(f"Cannot fit the latent-variable model: item(s) {flat} have no variance (every respondent "
+                            "gave the same answer). Drop them first (loyalty.drop_constant_items) or fix the data.")
     model = semopy.Model(desc)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

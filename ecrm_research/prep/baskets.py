@@ -269,6 +269,9 @@ class BasketData:
         with another status, return lines, empty baskets).
     policy : list of str
         The cleaning filters in plain words (empty for basket files).
+    quarantine : DataFrame or None
+        The rows cleaning set aside (:attr:`ecrm_research.data.quality.CleanResult.quarantine`:
+        table, row, reason, key columns); None for basket files (their exclusions are counts).
     """
 
     baskets: pd.DataFrame
@@ -277,6 +280,7 @@ class BasketData:
     has_timestamps: bool
     exclusions: pd.DataFrame
     policy: list[str] = field(default_factory=list)
+    quarantine: pd.DataFrame | None = None
 
     @property
     def n_baskets(self) -> int:
@@ -327,10 +331,11 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
     ds.require(["canonical", "lines", "baskets"], "association")
     fmt, source = ds.format, str(ds.source)
     descr: list[str] = []
+    quarantine = None
     if fmt == "baskets":
         b, rows = _file_baskets(ds, item_level=item_level, basket_by=basket_by, hierarchy=hierarchy)
     else:
-        tables, rows = _cleaned_order_tables(ds, policy)
+        tables, rows, quarantine = _cleaned_order_tables(ds, policy)
         del ds
         descr = list(policy.describe())
         n_lines = len(tables["order_items"])
@@ -342,7 +347,7 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
         b = aggregate_items(b, hierarchy, hierarchy_level)
     excl = pd.DataFrame(rows, columns=["step", "reason", "rows"])
     return BasketData(baskets=b, format=fmt, source=source, has_timestamps=fmt != "baskets", exclusions=excl,
-                      policy=descr)
+                      policy=descr, quarantine=quarantine)
 
 
 def _file_baskets(ds: Any, *, item_level: str, basket_by: str, hierarchy: Any
@@ -352,7 +357,7 @@ def _file_baskets(ds: Any, *, item_level: str, basket_by: str, hierarchy: Any
         raise ParameterError("basket_by='customer' needs order data with customer ids; a basket file has "
                              "one basket per line. Use basket_by='order'.", allowed=["order"])
     b = baskets_from_lists(ds.baskets or [])
-    rows = []
+    rows = basket_file_exclusions(getattr(ds, "basket_exclusions", None) or {})
     n_empty = int(b["item"].isna().sum())
     if n_empty:
         rows.append({"step": "baskets", "reason": "empty basket line (kept in the basket count)", "rows": n_empty})
@@ -362,19 +367,39 @@ def _file_baskets(ds: Any, *, item_level: str, basket_by: str, hierarchy: Any
     return b, rows
 
 
-def _cleaned_order_tables(ds: Any, policy: Any) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]]]:
-    """Clean the order tables taken out of ``ds`` for baskets; the cleaned tables and the exclusion
-    rows (quarantine counts, orders with another status, return lines)."""
+#: exclusion reasons of a basket file, from :func:`ecrm_research.data.reading.read_baskets`'s counts
+BASKET_FILE_REASONS = {
+    "blank_lines": "blank line (no items; not a basket)",
+    "blank_items": "blank or whitespace-only item",
+    "repeated_items": "item repeated within a basket (counted once)",
+}
+
+
+def basket_file_exclusions(counts: Mapping[str, int]) -> list[dict[str, Any]]:
+    """Exclusion rows (``step='reading'``) for what reading a basket file dropped, one per non-zero count.
+
+    Examples
+    --------
+    >>> basket_file_exclusions({"blank_lines": 2, "blank_items": 0, "repeated_items": 1})[0]["rows"]
+    2
+    """
+    return [{"step": "reading", "reason": text, "rows": int(counts[key])}
+            for key, text in BASKET_FILE_REASONS.items() if counts.get(key)]
+
+
+def _cleaned_order_tables(ds: Any, policy: Any) -> tuple[dict[str, pd.DataFrame], list[dict[str, Any]], pd.DataFrame]:
+    """Clean the order tables taken out of ``ds`` for baskets; the cleaned tables, the exclusion
+    rows (quarantine counts, orders with another status, return lines) and the quarantine."""
     codes = _non_product_codes(ds)
     # the tables are handed over, not kept here: clean() works on them and they are freed
     # when it returns, with only the cleaned copies left
     cleaned = quality.clean(_basket_tables(ds, policy), policy, non_product_codes=codes, report=False)
     rows = _quarantine_rows(cleaned.quarantine)
-    tables = cleaned.tables
+    tables, quarantine = cleaned.tables, cleaned.quarantine
     del cleaned
     _free(len(tables["order_items"]))
     rows.extend(_not_basket_rows(tables))
-    return tables, rows
+    return tables, rows, quarantine
 
 
 def _quarantine_rows(quarantine: pd.DataFrame | None) -> list[dict[str, Any]]:
@@ -411,7 +436,7 @@ def _not_basket_rows(tables: Mapping[str, pd.DataFrame]) -> list[dict[str, Any]]
 _BASKET_COLUMNS = {
     "customers": ["customer_id"],
     "products": None,  # all: names and categories label the items
-    "orders": ["order_id", "customer_id", "ordered_at", "status"],
+    "orders": ["order_id", "customer_id", "ordered_at", "status", "conflicting_order"],
     "order_items": ["order_id", "product_id", "quantity", "unit_price"],
     "service_contacts": ["contact_id", "customer_id", "contacted_at"],
 }

@@ -8,16 +8,16 @@ the covariate list and the definition in words, so both engines give the same fr
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..exceptions import AnalysisError, SurvivalWarning
+from ..exceptions import AnalysisError, ParameterError, SurvivalWarning
 from .rules import CHURN_COVARIATES, accounting_row
 
-__all__ = ["ChurnData", "UNITS_PER_YEAR", "finish_churn_labels"]
+__all__ = ["ChurnData", "UNITS_PER_YEAR", "check_history", "finish_churn_labels", "horizon_in_unit"]
 
 #: Duration units and how many of them make a year (for annualising spend and horizons).
 UNITS_PER_YEAR = {"days": 365.25, "weeks": 365.25 / 7, "months": 12.0, "years": 1.0}
@@ -68,6 +68,21 @@ class ChurnData:
     def n_events(self) -> int:
         return int(self.frame[self.event_col].sum())
 
+    def in_unit(self, unit: str) -> ChurnData:
+        """The same data with durations in ``unit`` (days, weeks, months or years); ``self`` if unchanged.
+
+        Hazard ratios and concordance do not change (a rescaled time keeps every order and tie);
+        medians, horizons and plot axes read in the new unit.
+        """
+        if unit not in UNITS_PER_YEAR:
+            raise ParameterError(f"time_unit={unit!r} must be one of {list(UNITS_PER_YEAR)}.")
+        if unit == self.unit:
+            return self
+        factor = UNITS_PER_YEAR[unit] / UNITS_PER_YEAR[self.unit]
+        frame = self.frame.copy()
+        frame[self.duration_col] = frame[self.duration_col].astype(float) * factor
+        return replace(self, frame=frame, unit=unit)
+
     def censoring_summary(self) -> pd.DataFrame:
         """Customers, churners (events), censored and follow-up quantiles, as a tidy table."""
         d = self.frame[self.duration_col]
@@ -84,6 +99,50 @@ class ChurnData:
         return pd.DataFrame(rows, columns=["statistic", "value"])
 
 
+def horizon_in_unit(horizon: float | None, horizon_days: float, unit: str) -> tuple[float, str]:
+    """The prediction horizon in ``unit`` and its label.
+
+    ``horizon`` (in ``unit``) wins when given; otherwise ``horizon_days`` is converted, e.g. 90 days
+    = 2.96 months, labelled "2.96 months (90 days)". Days give "90 days" as before.
+    """
+    if unit not in UNITS_PER_YEAR:
+        raise ParameterError(f"time_unit={unit!r} must be one of {list(UNITS_PER_YEAR)}.")
+    if horizon is not None:
+        if not float(horizon) > 0:
+            raise ParameterError(f"horizon={horizon!r} must be > 0 ({unit}).")
+        h = float(horizon)
+        return h, f"{h:g} {unit}"
+    if not float(horizon_days) > 0:
+        raise ParameterError(f"horizon_days={horizon_days!r} must be > 0.")
+    if unit == "days":
+        return float(horizon_days), f"{horizon_days} days"
+    h = float(horizon_days) * UNITS_PER_YEAR[unit] / UNITS_PER_YEAR["days"]
+    return h, f"{h:.3g} {unit} ({horizon_days} days)"
+
+
+def check_history(first: pd.Timestamp | None, as_of: pd.Timestamp, inactivity_days: int,
+                  covariate_window_days: int) -> None:
+    """Raise a clear AnalysisError when the data cover too little time to label churn.
+
+    A customer needs ``covariate_window_days`` of behaviour after the first order and then
+    ``inactivity_days`` of observed silence to count as churned, so the data must span at least
+    their sum, from the first completed order to ``as_of``.
+    """
+    need = int(inactivity_days) + int(covariate_window_days)
+    if first is None or pd.isna(first):
+        raise AnalysisError(f"No completed orders before as_of={pd.Timestamp(as_of).date()}: there is no history "
+                            "to label churn on. Check the order statuses and as_of.")
+    span = (pd.Timestamp(as_of) - pd.Timestamp(first)) / pd.Timedelta(days=1)
+    if span < need:
+        short_w = max(1, int(span * 2 / 3))
+        raise AnalysisError(
+            f"Too little history to label churn: the data span {span:.0f} days (first completed order "
+            f"{pd.Timestamp(first).date()}, as_of {pd.Timestamp(as_of).date()}), shorter than inactivity_days="
+            f"{int(inactivity_days)} plus covariate_window_days={int(covariate_window_days)} = {need} days that a "
+            f"customer needs to be seen churning. Use data covering at least {need} days, or shorter windows "
+            f"(e.g. -p inactivity_days {short_w} -p covariate_window_days {max(1, int(span) - short_w)}).")
+
+
 def finish_churn_labels(lab: pd.DataFrame, cov: pd.DataFrame, spend_total: np.ndarray, acct: list[dict[str, Any]],
                         *, as_of: pd.Timestamp, W: int, N: int) -> ChurnData:
     """The last step of churn labelling, shared by both engines (:func:`ecrm_research.prep.churn.label_churn`
@@ -98,6 +157,7 @@ def finish_churn_labels(lab: pd.DataFrame, cov: pd.DataFrame, spend_total: np.nd
     day = pd.Timedelta(days=1)
     if len(cov) != len(lab):
         raise AssertionError(f"covariates for {len(cov):,} customers, labels for {len(lab):,}")
+    check_history(lab["first_order_at"].min() if len(lab) else None, as_of, W, N)
     observed_days = ((as_of - lab["first_order_at"]) / day).clip(lower=N).to_numpy()
     cols = {c: lab[c].array for c in lab.columns}
     cols["spend_to_date"] = np.asarray(spend_total, dtype=float)

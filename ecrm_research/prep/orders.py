@@ -9,16 +9,35 @@ from ..data.keys import key_codes, key_positions
 from ..exceptions import AnalysisError
 from .rules import COMPLETED, STATUS_CODES, status_codes
 
-__all__ = ["CompletedOrders", "purchase_gaps", "suggest_inactivity_days"]
+__all__ = ["CompletedOrders", "no_completed_orders_message", "purchase_gaps", "suggest_inactivity_days"]
 
 
 def _completed_orders(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     orders = tables["orders"]
     done = orders[status_codes(orders["status"]) == STATUS_CODES[COMPLETED]]
     if done.empty:
-        raise AnalysisError("No completed orders in the data: nothing to describe. "
-                            f"Order statuses present: {orders['status'].value_counts().to_dict()}.")
+        raise AnalysisError(no_completed_orders_message(orders))
     return done
+
+
+def no_completed_orders_message(orders: pd.DataFrame) -> str:
+    """Why no completed order is left, from the *cleaned* orders table.
+
+    Cleaning sets cancelled orders (and orders without a customer) aside, so an empty table means
+    everything was removed there: the message says so and points at the reconciliation and the
+    quarantine instead of listing the statuses of an empty table (``{'cancelled': 0}``).
+    """
+    where = ("Where the orders went: the quality report's reconciliation and the quarantine list every "
+             "removed order with its reason (`ecrm validate --data ...`). If your completed orders carry another "
+             "status value, map it to 'completed' in the column mapping (value_maps: status).")
+    if len(orders) == 0:
+        return ("No completed orders left after cleaning: the cleaned orders table is empty, so every order was "
+                "removed in cleaning (the standard filters set cancelled orders and orders without a customer "
+                "aside). " + where)
+    counts = orders["status"].astype("string").fillna("<missing>").value_counts()
+    seen = ", ".join(f"{k!r}: {int(v):,}" for k, v in counts.items() if v > 0)
+    return (f"No completed orders among the {len(orders):,} orders left after cleaning (statuses: {{{seen}}}); "
+            "the analyses count completed orders only. " + where)
 
 
 class CompletedOrders:
@@ -70,6 +89,8 @@ def suggest_inactivity_days(gaps: pd.Series, quantile: float = 0.9, *, round_to:
     silent for longer than it is unlikely to be merely between orders.
     """
     if len(gaps) == 0:
-        raise AnalysisError("No repeat purchases: cannot suggest an inactivity window from purchase gaps.")
+        raise AnalysisError("No repeat purchases: every customer has a single completed order, so there are no "
+                            "purchase gaps to suggest an inactivity window from. Pass it yourself "
+                            "(-p inactivity_days 180) or use data with repeat buyers (a longer period).")
     q = float(np.quantile(gaps, quantile))
     return int(max(round_to, np.ceil(q / round_to) * round_to))

@@ -5,6 +5,12 @@ to a sensible number of digits with thousands separators (``8,911,408``, ``12,34
 ``1.2e-07``), at most 30 rows shown. The runner calls it in every kernel it starts
 (``--IPKernelApp.exec_lines``), so the notebooks themselves need nothing; call it at the top of a
 notebook to get the same look in JupyterLab.
+
+:func:`escape_md` makes user-controlled text (file names, parameter values, column, item and
+customer names) safe to put into ``display(Markdown(f"..."))``: a file called
+``<img src=x onerror=alert(1)>.csv`` shows as that text in the notebook and its HTML reports
+instead of running script when the report is opened. It lives in :mod:`ecrm_research.markup` (the
+bottom layer, so that ``data/`` can use it too) and is re-exported here for the notebooks.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import re
 import pandas as pd
 from IPython import get_ipython
 
-__all__ = ["format_float", "frame_html", "setup"]
+from ..markup import escape_md
+
+__all__ = ["escape_md", "format_float", "frame_html", "setup"]
 
 #: integer columns that are labels, not quantities: no thousands separator (2024, not 2,024)
 _LABEL_COLUMN = re.compile(r"(^|_)(id|ids|year|row|line|no|code|zip|age|month|week|day|rank|k)($|_)", re.I)

@@ -2,7 +2,8 @@
 
 Every :func:`runner.run_all` (so every ``ecrm run``) writes ``OUT/manifest.json``::
 
-    {"manifest_version": 1, "created": ..., "finished": ...,
+    {"manifest_version": 1, "created": ..., "finished": ..., "state": "complete" | "interrupted",
+     "not_run": [...],   # analyses an interrupted run did not start (their entries are the earlier ones)
      "python": "3.11.9", "platform": ..., "packages": {"pandas": "2.3.3", ...},
      "git": {"commit": "89c835d...", "dirty": true} | null,
      "run": {"names": [...], "data": ..., "data_format": ..., "mapping": ..., "params": {...},
@@ -187,6 +188,7 @@ def build_manifest(
     notebooks_dir: str | Path | None = None,
     started: datetime | None = None,
     previous: Mapping[str, Any] | None = None,
+    state: str = "complete",
 ) -> dict[str, Any]:
     """The manifest of one :func:`runner.run_all` call (see the module docstring for the layout).
 
@@ -203,17 +205,24 @@ def build_manifest(
         When the run started; default now.
     previous : dict, optional
         The manifest found in `out` before this run: its notebooks not re-run are kept.
+    state : str
+        ``"complete"``, or ``"interrupted"`` when SIGINT/SIGTERM stopped the run: the analyses it
+        did not start (status ``not run``) keep their earlier entry and are listed in ``not_run``;
+        an interrupted one is recorded with status ``interrupted``.
     """
     root = Path(out)
     now = datetime.now().astimezone()
     created = (started or now).isoformat(timespec="seconds")
     notebooks: dict[str, Any] = dict((previous or {}).get("notebooks", {}))
     for r in results:
-        notebooks[r.name] = _notebook_entry(r, created)
+        if r.status != "not run":
+            notebooks[r.name] = _notebook_entry(r, created)
     return {
         "manifest_version": 1,
         "created": created,
         "finished": now.isoformat(timespec="seconds"),
+        "state": state,
+        "not_run": [r.name for r in results if r.status == "not run"],
         **_environment_info(),
         "run": _run_arguments(root, names, data=data, data_format=data_format, mapping=mapping, params=params,
                               timeout=timeout, notebooks_dir=notebooks_dir),

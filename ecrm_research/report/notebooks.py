@@ -7,14 +7,23 @@ anything executes.
 
 Public names: :func:`list_notebooks`, :func:`notebook_path`, :func:`resolve_names`,
 :func:`notebook_parameters`, :func:`notebook_parameter_help`, :func:`build_parameters`,
-:func:`check_run_parameters`, :func:`absolute_path`, :data:`INJECTED_PARAMETERS`,
-:data:`PATH_PARAMETERS`.
+:func:`check_run_parameters`, :func:`absolute_path`, :func:`resolve_path_parameters`,
+:func:`parameter_choices`, :func:`check_parameter_value`, :func:`check_parameter_values`,
+:func:`check_output_folder`,
+:data:`INJECTED_PARAMETERS`, :data:`PATH_PARAMETERS`.
+
+Parameter values are checked against what each notebook declares, before any kernel starts:
+the type of the default (or the annotation, ``min_support: float | None = None``), a range
+(``>= 0`` for a positive default, ``[0, 1]`` for a share/fraction/probability) and, for a text
+default whose help comment lists alternatives (``# product | category``, ``# 'kmeans' or 'gmm'``),
+the choices.
 """
 
 from __future__ import annotations
 
 import ast
 import io
+import math
 import os
 import re
 import tokenize
@@ -28,8 +37,17 @@ from ..paths import NOTEBOOKS_DIR, PROJ_ROOT
 _NB_RE = re.compile(r"^(?P<num>\d+)_(?P<name>[A-Za-z0-9]+)(?:_[^.]*)?\.ipynb$")
 #: parameters the runner injects itself; a notebook should declare them but they are not user input
 INJECTED_PARAMETERS = ("out_dir",)
-#: parameters whose string values are paths, made absolute before injection
-PATH_PARAMETERS = ("data", "mapping")
+#: parameters whose string values are paths, made absolute (against the caller's folder) before injection
+PATH_PARAMETERS = ("data", "mapping", "constructs", "item_hierarchy")
+#: help words marking a share in [0, 1]
+_SHARE_RE = re.compile(r"\b(share|fraction|probability|proportion|significance level|gross margin)\b", re.I)
+#: a lower bound stated in the help comment: ``(>= 2)``, ``≥ 2``, ``at least 2``
+_MIN_RE = re.compile(r"(?:>=|≥|\bat least)\s*(-?\d+(?:\.\d+)?)", re.I)
+_CHOICE_LIST_RE = re.compile(r"[\w.-]+(?:[ \t]*\|[ \t]*[\w.-]+)+")
+_PLAIN_PAREN_RE = re.compile(r"\([^()|]*\)")
+_KINDS = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "list": (list,), "dict": (dict,)}
+_KIND_WORDS = {"bool": "true or false", "int": "a whole number", "float": "a number", "str": "a text",
+               "list": "a list such as [a, b]", "dict": "a mapping such as {A: [x, y]}"}
 
 
 def list_notebooks(notebooks_dir: str | Path | None = None) -> dict[str, Path]:
@@ -138,7 +156,7 @@ def _parse_parameters_cell(source: str) -> dict[str, dict[str, Any]] | None:
         default = ast.get_source_segment(source, node.value)
         help_text = comments.get(node.end_lineno or node.lineno, "")
         for t in targets:
-            params[t] = {"name": t, "default": default, "help": help_text,
+            params[t] = {"name": t, "default": default, "help": help_text, "annotation": annotation,
                          "inferred_type_name": annotation or type(_parse_default(default)).__name__}
     return params
 
@@ -199,24 +217,186 @@ def notebook_parameter_help(name: str, *, notebooks_dir: str | Path | None = Non
             "default": _parse_default(v.get("default")),
             "default_text": v.get("default"),
             "type": v.get("inferred_type_name") or "",
+            "annotation": v.get("annotation"),
             "help": v.get("help") or "",
         })
     return rows
 
 
-def absolute_path(value: Any) -> Any:
+def absolute_path(value: Any, base: str | Path | None = None) -> Any:
     """Absolute path for a str/Path value (others unchanged).
 
-    Relative paths are taken from the caller's cwd; one that does not exist there but exists
-    under the project root (``data/mappings/online_retail.yaml``) is taken from the project root,
-    since notebooks run there.
+    Parameters
+    ----------
+    value : Any
+        A path as the user typed it; anything but a non-empty str/Path is returned as it is.
+    base : str or Path, optional
+        The caller's folder relative paths are taken from; default the current directory *now*.
+        :func:`~ecrm_research.report.runner.run_all` captures it once before any notebook starts,
+        so nothing later depends on the process's directory.
+
+    Notes
+    -----
+    A relative path that does not exist under `base` but exists under the project root
+    (``data/mappings/online_retail.yaml``) is taken from the project root; a bare name found in
+    neither (``online_retail``, the name of a shipped mapping) is returned unchanged.
     """
     if not (isinstance(value, Path) or (isinstance(value, str) and value)):
         return value
     p = Path(os.fspath(value)).expanduser()
-    if not p.is_absolute() and not p.exists() and (PROJ_ROOT / p).exists():
-        p = PROJ_ROOT / p
-    return str(p.resolve())
+    if p.is_absolute():
+        return str(p.resolve())
+    root = Path(base) if base is not None else Path.cwd()
+    if (root / p).exists():
+        return str((root / p).resolve())
+    if (PROJ_ROOT / p).exists():
+        return str((PROJ_ROOT / p).resolve())
+    if isinstance(value, str) and len(p.parts) == 1 and not p.suffix:
+        return value  # a bare name (a shipped mapping), not a path
+    return str((root / p).resolve())
+
+
+def resolve_path_parameters(given: Mapping[str, Any], base: str | Path, *,
+                            must_exist: Iterable[str] = ("constructs", "item_hierarchy")) -> dict[str, Any]:
+    """`given` with the text values of path parameters made absolute against `base`.
+
+    Parameters
+    ----------
+    given : dict
+        Parameters of a run (``data``, ``mapping``, ``-p`` values).
+    base : str or Path
+        The caller's working directory, captured once.
+    must_exist : iterable of str
+        Names whose file must exist (default ``constructs``, ``item_hierarchy``); ``data`` and
+        ``mapping`` are checked by the data layer (:mod:`ecrm_research.report.preflight`).
+
+    Raises
+    ------
+    ParameterError
+        A `must_exist` path that is not there, naming where it was looked for.
+    """
+    out = dict(given)
+    for key in [k for k in PATH_PARAMETERS if k in out]:
+        if not isinstance(out[key], (str, Path)) or not str(out[key]).strip():
+            continue
+        resolved = absolute_path(out[key], base)
+        if key in set(must_exist) and not Path(resolved).exists():
+            raise ParameterError(
+                f"-p {key} {str(out[key])!r}: file not found (looked at {resolved}"
+                f"{'' if Path(os.fspath(out[key])).is_absolute() else f' and under {PROJ_ROOT}'}). "
+                f"Check the path (relative paths are taken from the folder you run ecrm in).")
+        out[key] = resolved
+    return out
+
+
+def parameter_choices(default: Any, help_text: str) -> tuple[str, ...] | None:
+    """The values a text parameter may take, when its help comment lists them; else None.
+
+    ``"product | category"``, ``"auto (pyfim when installed) | fim | mlxtend | spark"``,
+    ``"unit (days | weeks | months | years)"``, ``"'kmeans' or 'gmm'"`` and
+    ``"where it runs: pandas (this machine) or spark (a cluster)"`` declare choices; a list
+    counts only when it holds the default.
+    """
+    if not isinstance(default, str) or not help_text:
+        return None
+    text = _PLAIN_PAREN_RE.sub(" ", help_text).replace("'", "").replace('"', "")
+    for m in _CHOICE_LIST_RE.finditer(text):
+        choices = tuple(c.strip() for c in m.group(0).split("|"))
+        if default in choices:
+            return choices
+    alt = re.fullmatch(r"\s*([\w.-]+)\s+or\s+([\w.-]+)\s*", text.rsplit(":", 1)[-1])
+    if alt and default in alt.groups():
+        return alt.groups()
+    return None
+
+
+def _declared_kind(default: Any, annotation: str | None) -> tuple[str | None, bool]:
+    """``(kind, none_ok)`` of a parameter: from its annotation (``float | None``), else its default."""
+    if annotation:
+        kinds = [k for k in _KINDS if re.search(rf"\b{k}\b", annotation)]
+        return (kinds[0] if len(kinds) == 1 else None), ("None" in annotation or "Optional" in annotation)
+    if default is None:
+        return None, True
+    kind = type(default).__name__
+    return (kind if kind in _KINDS else None), False
+
+
+def _kind_problem(value: Any, kind: str, default: Any) -> str | None:
+    """Why `value` is not of `kind` (None when it is)."""
+    if kind != "bool" and isinstance(value, bool) or not isinstance(value, _KINDS[kind]):
+        return f"expects {_KIND_WORDS[kind]}"
+    if kind == "float" and not math.isfinite(value):
+        return "expects a finite number"
+    if kind == "list" and isinstance(default, list) and default:
+        elem = type(default[0]).__name__
+        if elem in _KINDS and all(type(d).__name__ == elem for d in default):
+            bad = [v for v in value if (elem != "bool" and isinstance(v, bool)) or not isinstance(v, _KINDS[elem])]
+            if bad:
+                return f"expects a list of {_KIND_WORDS[elem].replace('a ', '', 1)}s (got {bad[0]!r} in it)"
+    return None
+
+
+def _range_problem(value: Any, default: Any, help_text: str) -> str | None:
+    """Why a number is out of the range its declaration implies (None when it is in range)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    share_default = default is None or (isinstance(default, float) and 0 <= default <= 1)
+    if share_default and _SHARE_RE.search(help_text or "") and not 0 <= value <= 1:
+        return "is a share: expects a number from 0 to 1"
+    stated = _MIN_RE.search(help_text or "")
+    if stated and value < float(stated.group(1)):
+        return f"expects a number >= {stated.group(1)}"
+    if isinstance(default, (int, float)) and not isinstance(default, bool) and default > 0 and value < 0:
+        return "expects a number >= 0"
+    return None
+
+
+def check_parameter_value(notebook: str, row: Mapping[str, Any], value: Any) -> Any:
+    """Check one parameter value against its declaration (a :func:`notebook_parameter_help` row).
+
+    Returns
+    -------
+    Any
+        The value (a whole float such as ``4.0`` for an int parameter becomes ``4``).
+
+    Raises
+    ------
+    ParameterError
+        Naming the parameter, the notebook, the bad value, what is expected and an example.
+    """
+    name, default, help_text = row["name"], row.get("default"), row.get("help") or ""
+    kind, none_ok = _declared_kind(default, row.get("annotation"))
+    if kind is None and _SHARE_RE.search(help_text):
+        kind = "float"  # a None default documented as a share
+    if value is None:
+        problem = None if none_ok else "does not accept null"
+    elif kind == "int" and isinstance(value, float) and value.is_integer():
+        value, problem = int(value), None
+    else:
+        problem = (_kind_problem(value, kind, default) if kind else None) or _range_problem(value, default, help_text)
+    choices = parameter_choices(default, help_text)
+    if problem is None and choices and isinstance(value, str) and value not in choices:
+        problem = f"expects one of {', '.join(choices)}"
+    if problem:
+        example = row.get("default_text") if default is not None else None
+        shown = "null" if value is None else repr(value)
+        raise ParameterError(
+            f"-p {name} {shown}: the {notebook} notebook's parameter '{name}' {problem}"
+            + (f" (default {example})" if example else "") + (f"; {help_text}" if help_text else "")
+            + f". See `ecrm run {notebook} --help`.", allowed=list(choices or ()))
+    return value
+
+
+def check_parameter_values(notebook: str, given: Mapping[str, Any], *,
+                           notebooks_dir: str | Path | None = None) -> dict[str, Any]:
+    """Check every value of `given` that notebook `notebook` declares (see :func:`check_parameter_value`);
+    ``data``, ``data_format``, ``mapping`` and ``out_dir`` are left to the data layer and the runner."""
+    rows = {r["name"]: r for r in notebook_parameter_help(notebook, notebooks_dir=notebooks_dir)}
+    out = dict(given)
+    for key, value in given.items():
+        if key in rows and key not in ("data", "data_format", "mapping", *INJECTED_PARAMETERS):
+            out[key] = check_parameter_value(notebook, rows[key], value)
+    return out
 
 
 def build_parameters(
@@ -278,3 +458,13 @@ def check_run_parameters(order: list[str], declared: Mapping[str, Mapping[str, A
             f"{', '.join(map(repr, nobody))}. Declared parameters: {', '.join(allowed)}.",
             allowed=allowed,
         )
+
+
+def check_output_folder(root: str | Path, names: Iterable[str] = ()) -> None:
+    """An output root (or an analysis folder ``root/NAME`` in it) that is an existing file is a
+    :class:`ParameterError` saying what to give instead."""
+    root = Path(root)
+    for p in (root, *(root / n for n in names)):
+        if p.exists() and not p.is_dir():
+            raise ParameterError(f"--out {root}: {p} is a file, not a folder. Give a folder for the reports "
+                                 f"(it is created if missing), e.g. --out {root.parent / (root.stem + '-reports')}.")

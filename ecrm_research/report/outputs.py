@@ -4,12 +4,17 @@ Every notebook creates one :class:`ReportOutputs` and writes through it, so the 
 the tests and the reader see the same files::
 
     OUT/<name>/tables/*.csv (+ .parquet)   OUT/<name>/figures/*.png   OUT/<name>/findings.json
+
+CSV tables are opened in spreadsheets, so text that a spreadsheet would run as a formula is
+neutralised there (:func:`neutralise_formulas`, OWASP's CSV-injection guidance); the Parquet copy
+keeps every value exactly as the analysis produced it.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -20,6 +25,76 @@ from IPython import get_ipython
 from IPython.display import Image, display
 
 from ..paths import REPORTS_DIR
+
+__all__ = ["FORMULA_PREFIXES", "ReportOutputs", "neutralise_formulas"]
+
+#: first characters that make a spreadsheet (Excel, LibreOffice, Google Sheets) read a cell as a
+#: formula or a command (OWASP "CSV Injection"): ``= + - @``, tab and carriage return
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+#: a plain number written as text ("-3", "+1.5e-4"): a spreadsheet reads it as that number, no formula
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+
+
+def _neutral(value: Any) -> Any:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def _is_text(dtype: Any) -> bool:
+    return (pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+            or isinstance(dtype, pd.CategoricalDtype))
+
+
+def neutralise_formulas(df: pd.DataFrame, *, index: bool = False) -> pd.DataFrame:
+    """A copy of `df` whose text cells cannot run as spreadsheet formulas.
+
+    A text cell (and a column name) that begins with ``=``, ``+``, ``-``, ``@``, a tab or a
+    carriage return gets a leading single quote, as OWASP's CSV-injection guidance advises:
+    ``=HYPERLINK("http://x", "click")`` is written as ``'=HYPERLINK("http://x", "click")``, which
+    Excel and LibreOffice show as text instead of evaluating. Numbers are never touched: numeric,
+    boolean and date columns keep their values, a number inside a text column stays a number, and
+    text that is just a number (``-3``, ``+1.5e-4``) is left as is. Only object, string and
+    categorical columns are looked at; with ``index=True`` the index labels too.
+
+    Parameters
+    ----------
+    df : DataFrame
+        The table about to be written as CSV.
+    index : bool
+        Also neutralise the index (when the CSV includes it).
+
+    Returns
+    -------
+    DataFrame
+        `df` itself when nothing needed a change, else a neutralised copy.
+
+    Examples
+    --------
+    >>> t = pd.DataFrame({"item": ["=HYPERLINK(0)", "-3", "milk"], "n": [-1, 2, 3]})
+    >>> safe = neutralise_formulas(t)
+    >>> safe["item"].tolist(), safe["n"].tolist()
+    (["'=HYPERLINK(0)", '-3', 'milk'], [-1, 2, 3])
+    """
+    out = df
+    for i, dtype in enumerate(df.dtypes):
+        if not _is_text(dtype):
+            continue
+        values = df.iloc[:, i].astype(object)
+        new = values.map(_neutral)
+        if not new.equals(values):
+            out = df.copy() if out is df else out
+            out.isetitem(i, new)
+    names = [_neutral(c) for c in df.columns]
+    if names != list(df.columns):
+        out = df.copy() if out is df else out
+        out.columns = names
+    if index and _is_text(df.index.dtype):
+        labels = df.index.map(_neutral)
+        if not labels.equals(df.index):
+            out = df.copy() if out is df else out
+            out.index = labels
+    return out
 
 
 def _jsonable(value: Any) -> Any:
@@ -81,6 +156,11 @@ class ReportOutputs:
         CSV floats carry 12 significant digits: enough for every published figure we check, and it
         hides last-bit round-off (~1e-14) that iterative solvers (semopy's SEM) show between runs,
         so reruns with the same inputs and seed give byte-identical CSVs. Parquet keeps full precision.
+
+        Text cells that a spreadsheet would run as a formula (``=...``, ``+...``, ``-...``, ``@...``,
+        leading tab or carriage return) get a leading ``'`` in the CSV only
+        (:func:`neutralise_formulas`); numbers are never changed and the Parquet copy keeps the
+        exact text.
         """
         path = self.tables_dir / f"{name}.csv"
         csv_df = df.copy()
@@ -90,7 +170,7 @@ class ReportOutputs:
                     lambda v: isinstance(v, (list, tuple, frozenset, set))).any():
                 csv_df[col] = csv_df[col].map(
                     lambda v: "|".join(sorted(map(str, v))) if isinstance(v, (list, tuple, frozenset, set)) else v)
-        csv_df.to_csv(path, index=index, float_format="%.12g")
+        neutralise_formulas(csv_df, index=index).to_csv(path, index=index, float_format="%.12g")
         if parquet:
             pq = df.copy()
             pq.attrs = {}  # pandas stores attrs in the file; they may hold timings, so reruns would differ

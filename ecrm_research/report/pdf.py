@@ -8,6 +8,16 @@ and the reason, which the runner records in ``run.json`` and the index shows.
 Chromium is looked up as ``$ECRM_CHROMIUM`` (a path, or ``none`` to switch PDFs off), then
 ``chromium``, ``chromium-browser``, ``google-chrome`` and ``google-chrome-stable`` on ``PATH``.
 Debian/Ubuntu: ``apt-get install -y chromium`` (``make system-deps``).
+
+Safety: a report is printed with JavaScript switched off (DevTools
+``Emulation.setScriptExecutionDisabled``; the one-shot command line prints a copy carrying
+:data:`~ecrm_research.report.render.NO_SCRIPT_CSP`) unless the report needs a script to render
+(:func:`~ecrm_research.report.render.needs_scripts`: MathJax for math or Mermaid diagrams, which
+none of the bundled notebooks uses). Chromium's sandbox stays on, except when running as root
+(Chromium refuses to start sandboxed as root: containers, CI) or when ``ECRM_CHROMIUM_SANDBOX=0``
+(a machine without user namespaces); a non-root start that fails for want of a sandbox is retried
+without it and says so in :attr:`PdfResult.sandbox`. With scripts off, the page cannot act on
+the missing sandbox.
 """
 
 from __future__ import annotations
@@ -25,8 +35,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["PdfResult", "PdfPrinter", "DevToolsBrowser", "find_chromium", "chromium_flags", "print_pdf",
-           "INSTALL_HINT"]
+from .render import forbid_scripts, needs_scripts
+
+__all__ = ["PdfResult", "PdfPrinter", "DevToolsBrowser", "find_chromium", "chromium_flags", "chromium_sandbox",
+           "print_pdf", "scripts_needed", "INSTALL_HINT"]
 
 _CANDIDATES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL_HINT = ("install it with `apt-get install -y chromium` (or `make system-deps`) "
@@ -47,12 +59,18 @@ class PdfResult:
         Why it was skipped or failed, in words a user can act on.
     seconds : float
         Wall time of the Chromium call.
+    scripts : bool or None
+        Whether JavaScript was on while printing (only for a report that needs it).
+    sandbox : bool or None
+        Whether Chromium ran in its sandbox (see the module docstring for when it cannot).
     """
 
     status: str
     path: str | None = None
     reason: str | None = None
     seconds: float = 0.0
+    scripts: bool | None = None
+    sandbox: bool | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -77,11 +95,24 @@ def find_chromium() -> str | None:
     return None
 
 
-def chromium_flags(user_data_dir: str | Path) -> list[str]:
-    """Flags for a quiet, offline, sandbox-free headless Chromium (as used in CI containers)."""
+_OFF = ("none", "0", "off", "false", "no")
+
+
+def chromium_sandbox() -> bool:
+    """Whether Chromium should run in its sandbox: yes, unless this process is root (Chromium
+    refuses to) or ``ECRM_CHROMIUM_SANDBOX`` is ``0``/``off``/``no``."""
+    if os.environ.get("ECRM_CHROMIUM_SANDBOX", "").strip().lower() in _OFF:
+        return False
+    return not (hasattr(os, "geteuid") and os.geteuid() == 0)
+
+
+def chromium_flags(user_data_dir: str | Path, *, sandbox: bool | None = None) -> list[str]:
+    """Flags for a quiet, offline headless Chromium; ``--no-sandbox`` only when `sandbox` is false
+    (default :func:`chromium_sandbox`)."""
+    sandbox = chromium_sandbox() if sandbox is None else sandbox
     return [
         "--headless",
-        "--no-sandbox",
+        *([] if sandbox else ["--no-sandbox"]),
         "--disable-gpu",
         "--disable-dev-shm-usage",
         "--disable-quic",
@@ -124,10 +155,49 @@ def print_pdf(html: str | Path, pdf: str | Path | None = None, *, timeout: float
         return PdfResult("skipped", reason=why)
     if target.exists():
         target.unlink()
+    scripts = scripts_needed(html)
+    source = html if scripts else _no_script_copy(html)
+    try:
+        sandbox = chromium_sandbox()
+        result = _print_once(exe, source, target, timeout, sandbox=sandbox)
+        if result.status == "failed" and sandbox and "sandbox" in (result.reason or "").lower():
+            sandbox = False  # no usable sandbox on this machine (no user namespaces): scripts are off anyway
+            result = _print_once(exe, source, target, timeout, sandbox=False)
+    finally:
+        if source != html:
+            source.unlink(missing_ok=True)
+    result.scripts, result.sandbox = scripts, sandbox
+    return result
+
+
+def scripts_needed(html: Path) -> bool:
+    """Whether the report at `html` needs JavaScript to render (:func:`render.needs_scripts`)."""
+    try:
+        return needs_scripts(html.read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        return False
+
+
+def _no_script_copy(html: Path) -> Path:
+    """`html` itself when it already forbids scripts, else a hidden copy beside it that does (same
+    folder, so relative links still resolve); the caller removes the copy."""
+    try:
+        text = html.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return html
+    safe = forbid_scripts(text)
+    if safe == text:
+        return html
+    copy = html.with_name(f".{html.stem}.noscript-print.html")
+    copy.write_text(safe, encoding="utf-8")
+    return copy
+
+
+def _print_once(exe: str, html: Path, target: Path, timeout: float, *, sandbox: bool) -> PdfResult:
     t0 = time.perf_counter()
     # helper processes may outlive the main one for a moment: a leftover profile must not fail the print
     with tempfile.TemporaryDirectory(prefix="ecrm-chromium-", ignore_cleanup_errors=True) as profile:
-        cmd = [exe, *chromium_flags(profile), "--no-pdf-header-footer", "--print-to-pdf-no-header",
+        cmd = [exe, *chromium_flags(profile, sandbox=sandbox), "--no-pdf-header-footer", "--print-to-pdf-no-header",
                f"--print-to-pdf={target.resolve()}", "--virtual-time-budget=5000", html.as_uri()]
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout,
@@ -227,12 +297,20 @@ class DevToolsBrowser:
                 self.events.append(msg)
         self.ws.settimeout(self.timeout)
 
-    def load(self, path: str | Path, settle_ms: int = 50) -> None:
+    def load(self, path: str | Path, settle_ms: int = 50, *, scripts: bool = True) -> None:
         """Open a local file and wait until it and every image in it (also lazy ones) have loaded,
-        then `settle_ms` more milliseconds."""
+        then `settle_ms` more milliseconds.
+
+        With ``scripts=False`` (after ``Emulation.setScriptExecutionDisabled``) no script can wait
+        for the images: the load event (which waits for every eager image, and our reports embed
+        theirs) and `settle_ms` must do.
+        """
         self.events = []
         self.call("Page.navigate", url=Path(path).resolve().as_uri())
         self.wait_event("Page.loadEventFired")
+        if not scripts:
+            time.sleep(settle_ms / 1000)
+            return
         self.call("Runtime.evaluate", awaitPromise=True, expression="""Promise.all([...document.images].map(i => {
             i.loading = 'eager'; return i.decode().catch(() => null); }))
             .then(() => new Promise(r => setTimeout(r, """ + str(int(settle_ms)) + ")))")
@@ -328,11 +406,13 @@ class PdfPrinter:
         if exe is None or self._broken:
             return print_pdf(html, target, timeout=self.timeout)
         t0 = time.perf_counter()
+        scripts = scripts_needed(html)
         try:
             if self._browser is None or not self._browser.alive:
                 self._browser = DevToolsBrowser(exe, timeout=self.timeout)
                 self._browser.call("Page.enable")
-            self._browser.load(html)
+            self._browser.call("Emulation.setScriptExecutionDisabled", value=not scripts)
+            self._browser.load(html, scripts=scripts)
             data = self._browser.call("Page.printToPDF", displayHeaderFooter=False, printBackground=False,
                                       preferCSSPageSize=True)["data"]
             if target.exists():
@@ -344,8 +424,9 @@ class PdfPrinter:
             return print_pdf(html, target, timeout=self.timeout)
         seconds = time.perf_counter() - t0
         if target.is_file() and target.read_bytes()[:5] == b"%PDF-":
-            return PdfResult("ok", path=target.name, seconds=seconds)
-        return PdfResult("failed", reason="Chromium returned no PDF data", seconds=seconds)
+            return PdfResult("ok", path=target.name, seconds=seconds, scripts=scripts, sandbox=chromium_sandbox())
+        return PdfResult("failed", reason="Chromium returned no PDF data", seconds=seconds, scripts=scripts,
+                         sandbox=chromium_sandbox())
 
     def close(self) -> None:
         if self._browser is not None:

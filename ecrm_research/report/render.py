@@ -4,7 +4,8 @@
 the student version (with the code); both stand alone and open offline. nbconvert is called only
 from this module, so its API drift is handled here.
 
-Public names: :func:`render_reports`, :data:`REPORT_CSS`, :data:`READER_DROP`, :data:`STUDENT_DROP`.
+Public names: :func:`render_reports`, :func:`needs_scripts`, :func:`forbid_scripts`, :data:`REPORT_CSS`,
+:data:`READER_DROP`, :data:`STUDENT_DROP`, :data:`NO_SCRIPT_CSP`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,10 @@ REPORT_CSS = Path(__file__).parent / "templates" / "report.css"
 #: cells dropped from the reports: exercises in neither, solutions not in the student report
 READER_DROP = {"remove-cell", "remove_cell", "exercise", "solution", "your-turn"}
 STUDENT_DROP = {"remove-cell", "remove_cell", "solution"}
+#: put into the ``<head>`` of every report that needs no script: the browser (and the PDF printer)
+#: then refuses any script, inline event handler (``onerror=...``) or plugin in the page
+NO_SCRIPT_CSP = ('<meta http-equiv="Content-Security-Policy" '
+                 'content="script-src \'none\'; object-src \'none\'; base-uri \'none\'">')
 
 
 def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | None = None) -> dict[str, Path]:
@@ -43,8 +48,11 @@ def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | No
     cell in the student version too. Exercise cells (``exercise``, ``solution``, ``your-turn``;
     see ``docs/teaching.md``) are left out of the reader report, and ``solution`` cells out of the
     student report. Images are embedded, the report stylesheet (``templates/report.css``) is
-    inlined and the CDN scripts nbconvert links (require.js, and MathJax when no cell holds
-    LaTeX) are dropped, so each HTML file stands alone and opens offline.
+    inlined and the CDN scripts nbconvert links (require.js, MathJax when no cell holds LaTeX,
+    the Mermaid loader when no cell draws a Mermaid diagram) are dropped, so each HTML file stands
+    alone and opens offline. A report left without scripts (all of ours today: no notebook uses
+    math) carries a Content-Security-Policy (:data:`NO_SCRIPT_CSP`) that forbids every script, so a
+    value that slipped past :func:`~ecrm_research.report.display.escape_md` still cannot run.
     """
     import nbformat  # lazy, as nbconvert below: ~0.5 s of import that `ecrm --help` should not pay
 
@@ -109,6 +117,13 @@ _REQUIREJS_RE = re.compile(r'<script src="https?://[^"]*require(?:\.min)?\.js"[^
 _MATHJAX_RE = re.compile(r"<!-- Load mathjax -->.*?<!-- End of mathjax configuration -->\s*", re.S)
 
 
+#: nbconvert's loader for Mermaid diagrams (imports mermaid.js from a CDN when a diagram is present)
+_MERMAID_SCRIPT_RE = re.compile(
+    r'<script type="module">\s*document\.addEventListener\("DOMContentLoaded"[^<]*?jp-Mermaid.*?</script>\s*', re.S)
+_MERMAID_USED_RE = re.compile(r'class="[^"]*\bjp-Mermaid\b')
+_SCRIPT_RE = re.compile(r"<script\b", re.I)
+
+
 def _has_math(nb: Any) -> bool:
     """True when a markdown cell or an output holds LaTeX that MathJax would typeset."""
     for cell in nb.cells:
@@ -125,4 +140,25 @@ def _self_contained(html: str, *, keep_mathjax: bool) -> str:
     html = _REQUIREJS_RE.sub("", html)
     if not keep_mathjax:
         html = _MATHJAX_RE.sub("", html)
-    return html
+    if not _MERMAID_USED_RE.search(html):
+        html = _MERMAID_SCRIPT_RE.sub("", html)
+    return html if needs_scripts(html) else forbid_scripts(html)
+
+
+def forbid_scripts(html: str) -> str:
+    """`html` with :data:`NO_SCRIPT_CSP` at the top of its ``<head>`` (unchanged if already there)."""
+    if NO_SCRIPT_CSP in html:
+        return html
+    head = re.search(r"<head[^>]*>(\s*<meta charset=[^>]*>)?", html, re.I)
+    if head is None:
+        return NO_SCRIPT_CSP + "\n" + html
+    return html[:head.end()] + "\n" + NO_SCRIPT_CSP + html[head.end():]
+
+
+def needs_scripts(html: str) -> bool:
+    """True when a rendered report holds a script it needs (MathJax for math, Mermaid diagrams).
+
+    The PDF printer (:mod:`~ecrm_research.report.pdf`) runs Chromium with JavaScript off for every
+    other page; our own notebooks hold no math and no diagrams, so none of their reports needs one.
+    """
+    return bool(_SCRIPT_RE.search(html))

@@ -5,6 +5,12 @@
 byte-identical, equal as data frames (numbers within 1e-9 relative), or different. It also
 reports inputs and notebooks whose hashes changed since the recorded run.
 
+SIGINT (Ctrl-C) or SIGTERM during a reproduction is handled as in ``ecrm run``
+(:mod:`ecrm_research.report.stopping`): no further analysis starts, the running kernel is ended
+within seconds (its process group: SIGTERM, SIGKILL two seconds later), the run record of the
+target folder is left ``interrupted`` and its lock released, and
+:class:`~ecrm_research.report.stopping.RunInterrupted` is raised (``ecrm reproduce`` exits 130).
+
 Public names: :func:`reproduce`, :class:`ReproduceReport`, :func:`compare_tables`,
 :class:`TableComparison`.
 """
@@ -12,8 +18,8 @@ Public names: :func:`reproduce`, :class:`ReproduceReport`, :func:`compare_tables
 from __future__ import annotations
 
 import platform
-import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,7 +28,9 @@ import numpy as np
 import pandas as pd
 
 from .manifest import MANIFEST_NAME, ReproduceError, hash_inputs, package_versions, read_manifest, sha256_file
-from .runner import run_notebook
+from .ownership import OutputRecord, output_lock
+from .runner import RunResult, run_notebook
+from .stopping import RunInterrupted, StopControl, stop_on_signals
 
 __all__ = ["TableComparison", "ReproduceReport", "compare_tables", "reproduce"]
 
@@ -118,11 +126,15 @@ class ReproduceReport:
     input_changes: list[str] = field(default_factory=list)
     status_changes: list[str] = field(default_factory=list)
     environment_changes: list[str] = field(default_factory=list)
+    interrupted: list[str] = field(default_factory=list)
+    not_run: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
-        """True when every table is identical or equal, no input changed and no status changed."""
-        return (all(t.same for t in self.tables) and not self.input_changes and not self.status_changes)
+        """True when every table is identical or equal, no input changed, no status changed and
+        every recorded analysis was re-run to its end (none ``interrupted`` or ``not run``)."""
+        return (all(t.same for t in self.tables) and not self.input_changes and not self.status_changes
+                and not self.interrupted and not self.not_run)
 
     def summary(self) -> str:
         """Human-readable summary, one line per table, then the verdict."""
@@ -133,6 +145,10 @@ class ReproduceReport:
             lines.append(f"environment    {msg}")
         for msg in self.status_changes:
             lines.append(f"STATUS CHANGED {msg}")
+        for n in self.interrupted:
+            lines.append(f"INTERRUPTED    {n} (its tables were not compared)")
+        for n in self.not_run:
+            lines.append(f"NOT RUN        {n} (the reproduction was interrupted before it started)")
         width = max([len(f"{t.analysis}/{t.table}") for t in self.tables] + [10])
         for t in self.tables:
             mark = {"identical": "identical", "equal": "equal", "different": "DIFFERENT",
@@ -146,6 +162,8 @@ class ReproduceReport:
         lines.append(f"{verdict}: {n_same} of {len(self.tables)} tables identical or equal"
                      + (f"; {len(self.input_changes)} input(s) changed" if self.input_changes else "")
                      + (f"; {len(self.status_changes)} status change(s)" if self.status_changes else "")
+                     + (f"; {len(self.interrupted) + len(self.not_run)} analysis(es) not reproduced (interrupted)"
+                        if self.interrupted or self.not_run else "")
                      + ".")
         return "\n".join(lines)
 
@@ -201,6 +219,7 @@ def reproduce(
     out: str | Path | None = None,
     *,
     progress: bool = False,
+    force: bool = False,
 ) -> ReproduceReport:
     """Re-run the analyses recorded in a manifest and compare their tables.
 
@@ -210,9 +229,13 @@ def reproduce(
         An output root holding ``manifest.json`` (all its analyses are re-run) or one analysis
         folder ``OUT/<name>`` (only that analysis; the manifest is read from ``OUT``).
     out : str or Path, optional
-        Where to re-run; default the sibling folder ``<OUT>-reproduce`` (replaced if present).
+        Where to re-run; default the sibling folder ``<OUT>-reproduce``. A reproduction into a
+        folder replaces only the files an earlier run or reproduction wrote there (see
+        :mod:`ecrm_research.report.ownership`).
     progress : bool
         Show papermill's progress bars.
+    force : bool
+        Re-run even when ``<out>/<name>/`` holds files the tool did not write (they are kept).
 
     Returns
     -------
@@ -224,6 +247,21 @@ def reproduce(
     ------
     ReproduceError
         No manifest, or the folder is not an output of ``ecrm run``.
+    OutputFolderError
+        The target holds files the tool did not write (without `force`), or another run holds its lock.
+    RunInterrupted
+        After SIGINT/SIGTERM (a ``KeyboardInterrupt``): no further analysis started, the running
+        kernel was ended, the target's run record says ``interrupted`` and its lock is released.
+        ``.results`` holds each analysis' :class:`~ecrm_research.report.runner.RunResult` (``ok``/
+        ``failed``, ``interrupted``, ``not run``) and ``.report`` the partial :class:`ReproduceReport`.
+        Running the same command again replaces the interrupted files.
+
+    Notes
+    -----
+    Each notebook executes in a worker thread while the main thread waits with SIGINT/SIGTERM
+    handlers (:func:`~ecrm_research.report.stopping.stop_on_signals`), as in
+    :func:`~ecrm_research.report.runner.run_all`: the kernels run in their own session, so without
+    them Ctrl-C would not reach a kernel and SIGTERM would leave it running.
     """
     target = Path(report_dir).expanduser().resolve()
     if (target / MANIFEST_NAME).is_file():
@@ -241,21 +279,66 @@ def reproduce(
     dest = Path(out).expanduser().resolve() if out is not None else root.with_name(root.name + "-reproduce")
     if dest == root:
         raise ReproduceError("The reproduction must go to another folder than the original.")
-    if dest.exists() and out is None:
-        shutil.rmtree(dest)
-    dest.mkdir(parents=True, exist_ok=True)
     report = ReproduceReport(original=root, reproduced=dest,
                              input_changes=_input_changes(manifest, names),
                              environment_changes=_environment_changes(manifest))
-    run = manifest.get("run", {})
-    for n in names:
-        rec = manifest["notebooks"][n]
-        nb_path = rec.get("notebook_path")
-        nb_dir = Path(nb_path).parent if nb_path else Path(run.get("notebooks_dir") or ".")
-        res = run_notebook(n, params=rec.get("parameters") or {}, out=dest, timeout=run.get("timeout"),
-                           progress=progress, notebooks_dir=nb_dir, pdf=False)
-        if res.status != rec.get("status"):
-            report.status_changes.append(f"{n}: recorded {rec.get('status')}, now {res.status}"
-                                         + (f" ({res.error})" if res.error else ""))
-        report.tables.extend(compare_tables(root / n, res.out_dir, n))
+    timeout = manifest.get("run", {}).get("timeout")
+    stop = StopControl()
+    with output_lock(dest, "ecrm reproduce " + str(root)), stop_on_signals(stop):
+        files = OutputRecord(dest)
+        files.check(names, force=force, command="ecrm reproduce")  # before any kernel starts
+        files.set_state("running")
+
+        def run_one(n: str, rec: Mapping[str, Any], nb_dir: Path) -> RunResult:
+            return run_notebook(n, params=rec.get("parameters") or {}, out=dest, timeout=timeout, progress=progress,
+                                notebooks_dir=nb_dir, pdf=False, force=force, record=files, stop=stop)
+
+        results = _rerun(manifest, root, names, report, stop, run_one)
+        files.set_state("interrupted" if stop.stopped else "complete")
+    if stop.stopped:
+        err = RunInterrupted(_interrupted_message(report, results, stop), signal_name=stop.signal_name or "SIGINT",
+                             results=results)
+        err.report = report  # what was compared before the stop
+        raise err
     return report
+
+
+def _rerun(manifest: Mapping[str, Any], root: Path, names: Sequence[str], report: ReproduceReport,
+           stop: StopControl, run: Callable[[str, Mapping[str, Any], Path], RunResult]) -> list[RunResult]:
+    """Re-run each recorded analysis with ``run(name, record, notebooks_dir)`` in a worker thread (the
+    main thread keeps handling signals) and compare its tables into `report`; after a stop, start no
+    more (``not run``) and compare nothing of the interrupted one."""
+    results: list[RunResult] = []
+    notebooks_dir = Path(manifest.get("run", {}).get("notebooks_dir") or ".")
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecrm-reproduce") as pool:
+        for n in names:
+            rec = manifest["notebooks"][n]
+            if rec.get("status") in ("skipped", "not run"):
+                continue  # nothing was run for it (the data did not fit, or the run was interrupted first)
+            if stop.stopped:
+                report.not_run.append(n)
+                results.append(RunResult(name=n, status="not run", out_dir=report.reproduced / n,
+                                         error=f"not started: the reproduction was interrupted ({stop.signal_name})"))
+                continue
+            nb_path = rec.get("notebook_path")
+            res = pool.submit(run, n, rec, Path(nb_path).parent if nb_path else notebooks_dir).result()
+            results.append(res)
+            if res.status == "interrupted":
+                report.interrupted.append(n)
+                continue
+            if res.status != rec.get("status"):
+                report.status_changes.append(f"{n}: recorded {rec.get('status')}, now {res.status}"
+                                             + (f" ({res.error})" if res.error else ""))
+            report.tables.extend(compare_tables(root / n, res.out_dir, n))
+    return results
+
+
+def _interrupted_message(report: ReproduceReport, results: Sequence[RunResult], stop: StopControl) -> str:
+    """One line for the user: what was re-run and compared, interrupted or not run, and what to do."""
+    done = [r.name for r in results if r.status not in ("interrupted", "not run")]
+    parts = [f"{len(v)} {k} ({', '.join(v)})" for k, v in
+             (("re-run and compared", done), ("interrupted", report.interrupted), ("not run", report.not_run))
+             if v]
+    return (f"{stop.signal_name or 'SIGINT'} received; reproduction of {report.original} into "
+            f"{report.reproduced} stopped: {'; '.join(parts) or 'nothing had started'}. "
+            f"Run the same command again to reproduce the run.")

@@ -26,7 +26,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import threading
 import time
@@ -39,23 +38,28 @@ from typing import Any
 
 from ipykernel import kernelspec as ipykernel_kernelspec
 
-from ..exceptions import ParameterError
+from ..exceptions import ParameterError, user_error_names
 from ..paths import KERNEL_NAME, PROJ_ROOT, REPORTS_DIR
 from .manifest import json_safe, sha256_file, table_hashes, write_manifest
 from .notebooks import (
     PATH_PARAMETERS,
     absolute_path,
     build_parameters,
+    check_output_folder,
+    check_parameter_values,
     check_run_parameters,
     list_notebooks,
     notebook_parameters,
     notebook_path,
     resolve_names,
+    resolve_path_parameters,
 )
+from .ownership import ROOT_FILES, OutputRecord, output_lock
 from .pdf import PdfPrinter, print_pdf
 from .render import render_reports
 from .scheduling import default_jobs, dispatch_order, expected_seconds
 from .site import write_index
+from .stopping import RunInterrupted, StopControl, stop_on_signals
 
 __all__ = [
     "RunResult",
@@ -67,6 +71,8 @@ __all__ = [
 
 _ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _MAX_ERROR_CHARS = 400
+#: an error the user can fix says what to do at its end: kept whole up to this length
+_MAX_USER_ERROR_CHARS = 2000
 #: serialises kernelspec installation and report rendering when run_all runs notebooks in threads
 _SETUP_LOCK = threading.Lock()
 _RENDER_LOCK = threading.Lock()
@@ -107,7 +113,8 @@ class RunResult:
     name : str
         Short analysis name (``association``, ``churn`` ...).
     status : str
-        ``'ok'`` or ``'failed'``.
+        ``'ok'``, ``'failed'``, ``'interrupted'`` (stopped by SIGINT/SIGTERM while it ran) or
+        ``'not run'`` (the run was stopped before it started).
     out_dir : Path
         ``OUT/<name>``, holding the executed notebook, reports, tables, figures, findings.
     error : str or None
@@ -177,20 +184,10 @@ def _short_error(exc: BaseException) -> str:
             evalue = first + " Raise the per-cell limit with timeout=... (CLI: --timeout SECONDS)."
     msg = _ANSI_RE.sub("", f"{ename}: {evalue}" if evalue else str(ename)).strip()
     msg = " ".join(msg.split())
-    if len(msg) > _MAX_ERROR_CHARS:
-        msg = msg[: _MAX_ERROR_CHARS - 1] + "…"
+    limit = _MAX_USER_ERROR_CHARS if str(ename) in user_error_names() else _MAX_ERROR_CHARS
+    if len(msg) > limit:
+        msg = msg[: limit - 1] + "…"
     return msg
-
-
-def _clear_previous(out_dir: Path, nb_out: Path) -> None:
-    """Remove the outputs of an earlier run so a failure never shows stale findings."""
-    for f in (nb_out, out_dir / "findings.json", out_dir / "run.json", out_dir / "report.pdf",
-              out_dir / "report.html", out_dir / "report_student.html"):
-        if f.is_file():
-            f.unlink()
-    for d in (out_dir / "tables", out_dir / "figures"):
-        if d.is_dir() and not d.is_symlink():
-            shutil.rmtree(d)
 
 
 def _shutdown_mode(parameters: Mapping[str, Any]) -> str:
@@ -270,6 +267,9 @@ def run_notebook(
     pdf: bool | None = None,
     pdf_executor: Any = None,
     pdf_printer: Any = None,
+    force: bool = False,
+    record: OutputRecord | None = None,
+    stop: StopControl | None = None,
 ) -> RunResult:
     """Execute one analysis notebook with papermill and render its HTML reports.
 
@@ -308,6 +308,14 @@ def run_notebook(
     pdf_printer : ecrm_research.report.pdf.PdfPrinter, optional
         A Chromium kept open for several reports (used from the `pdf_executor` thread only);
         default one Chromium per PDF (:func:`ecrm_research.report.pdf.print_pdf`).
+    force : bool
+        Run even when ``out/<name>/`` holds files the tool did not write (they are kept; see
+        :mod:`ecrm_research.report.ownership`).
+    record : OutputRecord, optional
+        The run record of `out` (:func:`run_all` shares one between its threads); default read here.
+    stop : StopControl, optional
+        :func:`run_all`'s stop request: its kernels are tracked, and a notebook whose kernel was
+        ended by it is ``'interrupted'`` (not rendered).
 
     Returns
     -------
@@ -320,6 +328,9 @@ def run_notebook(
     ParameterError
         Unknown notebook name, or a parameter the notebook does not declare (raised before
         anything runs; ``.allowed`` lists the declared parameters).
+    OutputFolderError
+        ``out/<name>/`` holds files the tool did not write (without `force`), or another run
+        holds the folder's lock (:class:`~ecrm_research.report.ownership.OutputLockedError`).
     """
     src = notebook_path(name, notebooks_dir)
     declared = notebook_parameters(name, notebooks_dir=notebooks_dir)
@@ -328,7 +339,26 @@ def run_notebook(
         declared, name, data=data, data_format=data_format, mapping=mapping, params=params,
         out_dir=out_dir,
     )
-    nb_out = _prepare_output(out_dir, name)
+    parameters = check_parameter_values(name, parameters, notebooks_dir=notebooks_dir)
+    with output_lock(out_dir.parent, f"ecrm run {name}"):
+        files = record if record is not None else OutputRecord(out_dir.parent)
+        files.begin(name, force=force)
+        try:
+            return _execute_and_record(name, src, out_dir, parameters, declared, files, stop, timeout=timeout,
+                                       progress=progress, render=render, pdf=pdf, pdf_executor=pdf_executor,
+                                       pdf_printer=pdf_printer)
+        except BaseException:
+            files.finish(name)  # whatever it wrote is the tool's, to be replaced by the next run
+            raise
+
+
+def _execute_and_record(name: str, src: Path, out_dir: Path, parameters: dict[str, Any],
+                        declared: Mapping[str, Any], files: OutputRecord, stop: StopControl | None, *,
+                        timeout: float | None, progress: bool, render: bool, pdf: bool | None,
+                        pdf_executor: Any, pdf_printer: Any) -> RunResult:
+    """The body of :func:`run_notebook` once `out_dir` is cleared of the previous run's files."""
+    nb_out = out_dir / f"{name}.ipynb"
+    out_dir.mkdir(parents=True, exist_ok=True)
     kernel = ensure_kernel(KERNEL_NAME)
 
     # Kernels inherit the environment. A fixed hash seed makes set and dict orders of strings the
@@ -338,31 +368,28 @@ def run_notebook(
     effective = {**declared, **parameters}  # what the notebook runs with
     started = datetime.now().astimezone()
     status, error, seconds = _execute(src, nb_out, parameters, kernel=kernel, progress=progress, timeout=timeout,
-                                      shutdown=_shutdown_mode(effective))
+                                      shutdown=_shutdown_mode(effective), stop=stop)
+    if stop is not None and stop.stopped and status == "failed":  # its kernel was ended by the stop
+        status, error = "interrupted", f"interrupted by {stop.signal_name} after {seconds:.1f} s"
 
     result = RunResult(name=name, status=status, out_dir=out_dir, error=error, seconds=seconds)
     record = _run_record(result, src, parameters, seed=effective.get("seed"), started=started,
                          hash_seed=hash_seed)
-    if render and nb_out.exists():
+    if render and nb_out.exists() and status != "interrupted":
         _render(nb_out, out_dir, name, record)
-        result.pending = _print_pdf(out_dir, record, pdf, pdf_executor, pdf_printer)
+        result.pending = _print_pdf(out_dir, record, pdf, pdf_executor, pdf_printer, files=files, stop=stop)
         if result.pending is not None:
             return result  # run.json is written now and again when the PDF is done
     _write_run_json(out_dir, record)
+    files.finish(name)
     return result
 
 
 def _output_root(out: str | Path | None) -> Path:
     """The output root: `out` made absolute, default ``paths.REPORTS_DIR``."""
-    return Path(out).expanduser().resolve() if out is not None else REPORTS_DIR
-
-
-def _prepare_output(out_dir: Path, name: str) -> Path:
-    """Clear an earlier run's outputs from `out_dir`, create it, and return the executed notebook's path."""
-    nb_out = out_dir / f"{name}.ipynb"
-    _clear_previous(out_dir, nb_out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    return nb_out
+    root = Path(out).expanduser().resolve() if out is not None else REPORTS_DIR
+    check_output_folder(root)  # --out naming a file: a clear error, not a traceback
+    return root
 
 
 def _run_record(result: RunResult, src: Path, parameters: Mapping[str, Any], *, seed: Any, started: datetime,
@@ -387,13 +414,15 @@ def _run_record(result: RunResult, src: Path, parameters: Mapping[str, Any], *, 
 
 
 def _execute(src: Path, nb_out: Path, parameters: Mapping[str, Any], *, kernel: str, progress: bool,
-             timeout: float | None, shutdown: str) -> tuple[str, str | None, float]:
+             timeout: float | None, shutdown: str, stop: StopControl | None = None) -> tuple[str, str | None, float]:
     """Execute a notebook with papermill: ``(status, short error or None, seconds)``; a failing cell
-    or a dead kernel is a ``'failed'`` status, not an exception."""
+    or a dead kernel is a ``'failed'`` status, not an exception. With `stop`, the kernel is
+    registered with it (ended when the run is stopped)."""
     import papermill as pm  # lazy: ~1 s of import that `ecrm --help` does not need
 
     t0 = time.perf_counter()
     status, error = "ok", None
+    tracking = {} if stop is None else {"kernel_manager_class": stop.kernel_manager_class()}
     try:
         pm.execute_notebook(
             str(src),
@@ -402,13 +431,16 @@ def _execute(src: Path, nb_out: Path, parameters: Mapping[str, Any], *, kernel: 
             kernel_name=kernel,
             progress_bar=progress,
             log_output=False,
-            cwd=str(PROJ_ROOT),
+            # the kernel runs in the project root; papermill's own `cwd` would chdir this whole process
+            # while other threads resolve the user's relative paths, so the kernel gets its own cwd
+            resources={"metadata": {"path": str(PROJ_ROOT)}},
             engine_name=_papermill_engine(),
             shutdown_kernel=shutdown,
             execution_timeout=timeout,
             # ipykernel's start-up warnings (e.g. "running over TCP without encryption") are noise here;
             # exec_lines sets readable pandas display options before the first cell
             extra_arguments=["--IPKernelApp.log_level=CRITICAL", f"--IPKernelApp.exec_lines={_KERNEL_SETUP}"],
+            **tracking,
         )
     except pm.PapermillExecutionError as exc:
         status, error = "failed", _short_error(exc)
@@ -431,9 +463,10 @@ def _render(nb_out: Path, out_dir: Path, name: str, record: dict[str, Any]) -> N
 
 
 def _print_pdf(out_dir: Path, record: dict[str, Any], pdf: bool | None, pdf_executor: Executor | None,
-               pdf_printer: PdfPrinter | None) -> Any:
+               pdf_printer: PdfPrinter | None, *, files: OutputRecord, stop: StopControl | None = None) -> Any:
     """Print ``report.pdf`` (or record why not) into ``record["pdf"]``; with `pdf_executor`, submit
-    the printing and return its future (``run.json`` is then written as pending), else None."""
+    the printing and return its future (``run.json`` is then written as pending, and the files are
+    recorded in `files` when the PDF is done), else None. A stopped run prints no more PDFs."""
     if not _pdf_wanted(pdf):
         record["pdf"] = {"status": "skipped", "path": None, "reason": "PDF not requested (--no-pdf / ECRM_PDF=0)",
                          "seconds": 0.0}
@@ -447,8 +480,15 @@ def _print_pdf(out_dir: Path, record: dict[str, Any], pdf: bool | None, pdf_exec
     record["pdf"] = {"status": "pending", "path": None, "reason": "printing", "seconds": 0.0}
 
     def _print_and_record() -> None:
-        record["pdf"] = printer(out_dir / "report.html", out_dir / "report.pdf").to_dict()
-        _write_run_json(out_dir, record)
+        try:
+            if stop is not None and stop.stopped:
+                record["pdf"] = {"status": "skipped", "path": None, "reason": "the run was interrupted",
+                                 "seconds": 0.0}
+            else:
+                record["pdf"] = printer(out_dir / "report.html", out_dir / "report.pdf").to_dict()
+            _write_run_json(out_dir, record)
+        finally:
+            files.finish(out_dir.name)
 
     # The pending record is on disk before the printer thread may rewrite it: two
     # writers of one file at once left run.json with two JSON documents in it.
@@ -485,6 +525,8 @@ def run_all(
     on_result: Any = None,
     pdf: bool | None = None,
     jobs: int | str = "auto",
+    force: bool = False,
+    skip: Mapping[str, str] | None = None,
 ) -> list[RunResult]:
     """Run several notebooks; write ``out/index.html`` and ``out/manifest.json``.
 
@@ -499,6 +541,10 @@ def run_all(
         Output root; default ``paths.REPORTS_DIR``.
     on_result : callable, optional
         Called with each :class:`RunResult` as soon as it is available (the CLI prints it).
+    skip : dict of str to str, optional
+        Analyses not to run, with the reason (:func:`ecrm_research.report.preflight.preflight` finds
+        those the data does not fit): each gets a ``RunResult`` with status ``'skipped'`` and the
+        reason as ``error`` (shown on the index); nothing runs for it.
     jobs : int or "auto", default "auto"
         Notebooks executed at the same time, each in its own kernel. ``"auto"`` asks
         :func:`default_jobs` (one per core while the estimated memory of that many kernels fits
@@ -507,6 +553,9 @@ def run_all(
         `on_result` hears when each one finishes),
         and the notebooks are queued so that the run ends soonest (:func:`dispatch_order`, on the
         duration of each one's last run in `out`, else its ``metadata.ecrm.expected_seconds``).
+    force : bool
+        Run even when ``out/<name>/`` (or ``out/index.html``, ``out/manifest.json``) holds files the
+        tool did not write; they are never deleted (see :mod:`ecrm_research.report.ownership`).
 
     Returns
     -------
@@ -521,35 +570,103 @@ def run_all(
     commit and the table hashes, so ``ecrm reproduce OUT`` can repeat and check the run (see
     :mod:`ecrm_research.report.manifest`).
 
+    Only one run writes into `out` at a time (``out/.ecrm.lock``), and a run deletes or replaces
+    only files it wrote itself (``out/.ecrm-run.json``, :mod:`ecrm_research.report.ownership`).
+
+    SIGINT (Ctrl-C) or SIGTERM during the run (:mod:`ecrm_research.report.stopping`) starts no
+    further notebook and ends the running kernels within seconds; the index, the manifest and the
+    run record are still written, marking the analyses ``interrupted`` and ``not run``, and then
+    :class:`~ecrm_research.report.stopping.RunInterrupted` (a ``KeyboardInterrupt``) is raised.
+
     Raises
     ------
     ParameterError
         Unknown name or undeclared parameter (before anything runs).
+    OutputFolderError
+        `out` holds files the tool did not write (without `force`), or another run holds its lock.
+    RunInterrupted
+        After SIGINT/SIGTERM, once `out` is consistent; ``.results`` has every analysis' outcome.
     """
     order = resolve_names(names, notebooks_dir)
     given = _given_parameters(params, data=data, data_format=data_format, mapping=mapping)
     declared = {n: notebook_parameters(n, notebooks_dir=notebooks_dir) for n in order}
-    check_run_parameters(order, declared, given)
+    given = _checked_parameters(order, declared, given, notebooks_dir)
+    skipped = {n: str(r) for n, r in (skip or {}).items() if n in order}
 
     root = _output_root(out)
     run_date = datetime.now().astimezone()
     n_jobs = min(_number_of_jobs(jobs, given.get("data"), len(order)), len(order))
 
+    stop = StopControl()
+
     def one(n: str, printer: Executor, pdf_printer: PdfPrinter) -> RunResult:
+        if stop.stopped:
+            return _not_run(n, root, stop)
         own = {k: v for k, v in given.items() if k in declared[n]}
         if n_jobs > 1 and progress:
             sys.stderr.write(f"{n}: started\n")  # one write: threads print these side by side
             sys.stderr.flush()
         return run_notebook(n, params=own, out=root, timeout=timeout, progress=progress and n_jobs == 1,
-                            notebooks_dir=notebooks_dir, pdf=pdf, pdf_executor=printer, pdf_printer=pdf_printer)
+                            notebooks_dir=notebooks_dir, pdf=pdf, pdf_executor=printer, pdf_printer=pdf_printer,
+                            force=force, record=files, stop=stop)
 
-    queue = order if n_jobs == 1 else \
-        dispatch_order({n: expected_seconds(n, root, notebooks_dir) for n in order}, n_jobs)
-    done = _run_queue(queue, one, n_jobs, on_result)
-    results = [done[n] for n in order]
-    _write_run_summary(root, results, order, given, timeout=timeout, notebooks_dir=notebooks_dir,
-                       run_date=run_date)
+    to_run = [n for n in order if n not in skipped]
+    queue = to_run if n_jobs == 1 else \
+        dispatch_order({n: expected_seconds(n, root, notebooks_dir) for n in to_run}, n_jobs)
+    with output_lock(root, "ecrm run " + " ".join(order)), stop_on_signals(stop):
+        files = OutputRecord(root)
+        files.check(order, root_files=ROOT_FILES, force=force)  # before any kernel starts
+        files.set_state("running")
+        done = _skipped_results(root, skipped, on_result)
+        done.update(_run_queue(queue, one, n_jobs, on_result) if queue else {})
+        results = [done.get(n) or _not_run(n, root, stop) for n in order]
+        _write_run_summary(root, results, order, given, timeout=timeout, notebooks_dir=notebooks_dir,
+                           run_date=run_date, state="interrupted" if stop.stopped else "complete")
+        files.claim_root(ROOT_FILES)
+        files.set_state("interrupted" if stop.stopped else "complete")
+    if stop.stopped:
+        raise RunInterrupted(_interrupted_message(results, root, stop), signal_name=stop.signal_name or "SIGINT",
+                             results=results)
     return results
+
+
+def _checked_parameters(order: Sequence[str], declared: Mapping[str, Mapping[str, Any]], given: Mapping[str, Any],
+                        notebooks_dir: str | Path | None) -> dict[str, Any]:
+    """`given` with its paths resolved once against the caller's folder (before any thread starts),
+    every key declared by a notebook of the run and every value fit for the notebooks declaring it."""
+    checked = resolve_path_parameters(given, Path.cwd())
+    check_run_parameters(order, declared, checked)
+    for n in order:
+        checked.update(check_parameter_values(n, {k: v for k, v in checked.items() if k in declared[n]},
+                                              notebooks_dir=notebooks_dir))
+    return checked
+
+
+def _skipped_results(root: Path, skipped: Mapping[str, str],
+                     on_result: Callable[[RunResult], Any] | None) -> dict[str, RunResult]:
+    """Results of the analyses skipped because the data does not fit them (told to `on_result`)."""
+    done = {}
+    for n, reason in skipped.items():
+        done[n] = RunResult(name=n, status="skipped", out_dir=root / n, error=reason)
+        if on_result is not None:
+            on_result(done[n])
+    return done
+
+
+def _not_run(name: str, root: Path, stop: StopControl) -> RunResult:
+    """The result of a notebook that did not start because the run was stopped."""
+    return RunResult(name=name, status="not run", out_dir=root / name,
+                     error=f"not started: the run was interrupted ({stop.signal_name or 'SIGINT'})")
+
+
+def _interrupted_message(results: Sequence[RunResult], root: Path, stop: StopControl) -> str:
+    """One line for the user: what finished, what was interrupted or not run, what to do."""
+    by: dict[str, list[str]] = {}
+    for r in results:
+        by.setdefault(r.status, []).append(r.name)
+    parts = [f"{len(v)} {k} ({', '.join(v)})" for k, v in by.items()]
+    return (f"{stop.signal_name or 'SIGINT'} received; analyses: {'; '.join(parts)}. Index: {root / 'index.html'}. "
+            f"Run the same command again to complete the run.")
 
 
 def _given_parameters(params: Mapping[str, Any] | None, **data_args: Any) -> dict[str, Any]:
@@ -562,13 +679,14 @@ def _given_parameters(params: Mapping[str, Any] | None, **data_args: Any) -> dic
 
 
 def _write_run_summary(root: Path, results: Sequence[RunResult], order: Sequence[str], given: Mapping[str, Any],
-                       *, timeout: float | None, notebooks_dir: str | Path | None, run_date: datetime) -> None:
+                       *, timeout: float | None, notebooks_dir: str | Path | None, run_date: datetime,
+                       state: str = "complete") -> None:
     """Write ``root/manifest.json`` and ``root/index.html`` for a :func:`run_all` (paths made absolute)."""
     shown = {k: (absolute_path(v) if k in PATH_PARAMETERS else v) for k, v in given.items()}
     write_manifest(root, results, names=order, data=shown.get("data"), data_format=shown.get("data_format"),
                    mapping=shown.get("mapping"),
                    params={k: v for k, v in shown.items() if k not in ("data", "data_format", "mapping")},
-                   timeout=timeout, notebooks_dir=notebooks_dir, started=run_date)
+                   timeout=timeout, notebooks_dir=notebooks_dir, started=run_date, state=state)
     write_index(root, results, params=shown, run_date=run_date,
                 order=list(list_notebooks(notebooks_dir)))
 
@@ -596,14 +714,11 @@ def _run_queue(queue: Sequence[str], one: Callable[[str, Executor, PdfPrinter], 
             on_result(res)
 
     # one Chromium, kept open, prints each PDF in its own thread while the next notebook executes;
-    # with jobs > 1 the kernels run in threads of this process (papermill only waits on them)
+    # the kernels run in threads of this process (papermill only waits on them), also with one job,
+    # so that the main thread stays free to handle SIGINT/SIGTERM (see stopping.stop_on_signals)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecrm-pdf") as printer:
         try:
-            if n_jobs == 1:
-                for n in queue:
-                    finished(n, one(n, printer, pdf_printer))
-            else:
-                _run_in_threads(queue, lambda n: one(n, printer, pdf_printer), n_jobs, finished)
+            _run_in_threads(queue, lambda n: one(n, printer, pdf_printer), n_jobs, finished)
         finally:
             try:
                 _wait_for_pdfs(done.values())

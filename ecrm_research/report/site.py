@@ -10,6 +10,10 @@ output folder (marked with their run date)::
     OUT/<name>/report.pdf      linked when printed; otherwise run.json["pdf"]["reason"] is shown
     OUT/manifest.json          git commit, input digest and seeds shown in the header (reproducibility)
 
+An interrupted run (SIGINT/SIGTERM) still writes the index: the analysis that was running is
+marked ``interrupted`` (links only to the files it left), those it did not start ``not run``
+(with a note when the files shown are from an earlier run).
+
 All text is HTML-escaped and all links are relative, so the folder can be moved or zipped.
 """
 
@@ -122,9 +126,42 @@ def collect_entries(out: str | Path, results: Sequence[Any] = (), *, order: Sequ
         e = _entry(root / n, n)
         if n in current:
             r = current[n]
-            e.status, e.error, e.seconds, e.this_run = r.status, r.error, round(r.seconds, 1), True
+            e.status, e.error, e.this_run = r.status, r.error, True
+            e.seconds = None if r.status == NOT_RUN else round(r.seconds, 1)
         entries.append(e)
     return entries
+
+
+#: statuses of an analysis stopped by SIGINT/SIGTERM while it ran, and of one the stopped run did not start
+INTERRUPTED, NOT_RUN = "interrupted", "not run"
+#: status -> CSS class of its card and badge
+_STATUS_CLASS = {"ok": "ok", "failed": "failed", INTERRUPTED: "interrupted", NOT_RUN: "not-run"}
+#: status of an analysis the data does not fit (``ecrm run all`` on a lines file: no survey for loyalty)
+SKIPPED = "skipped"
+_STATUS_CLASS[SKIPPED] = "skipped"
+
+
+def _skipped_card(parts: list[str], e: AnalysisEntry) -> str:
+    """The card of a skipped analysis: the reason and how to provide the data; no findings or files
+    (any in its folder are from an earlier run on other data)."""
+    parts.append(f'<div class="skipped-reason"><strong>Skipped:</strong> {_e(e.error or "the data does not fit it")}'
+                 "</div>")
+    parts.append('</div><div class="thumb"><span class="none">Not run on this data.</span></div></section>')
+    return "\n".join(parts)
+
+
+def _stop_note(e: AnalysisEntry, files: Mapping[str, Any]) -> str:
+    """The paragraph of an interrupted or not-run card: what happened, what the files are, what to do."""
+    if e.status == INTERRUPTED:
+        text = (f"{e.error or 'Interrupted'}. The files below are what it wrote before it was stopped; "
+                "run again to complete it.")
+    else:
+        earlier = any(k in files for k in ("report", "notebook")) or files.get("tables")
+        when = f" ({e.started})" if e.started else ""
+        text = ("Not run: the run was interrupted before this analysis started."
+                + (f" The files below are from an earlier run{when}." if earlier else "")
+                + " Run again to complete it.")
+    return f'<div class="error">{_e(text)}</div>'
 
 
 def _e(value: Any) -> str:
@@ -184,19 +221,24 @@ def _manifest_rows(root: Path) -> list[tuple[str, str]]:
 
 def _card(root: Path, e: AnalysisEntry) -> str:
     f = e.files()
-    status = e.status if e.status in ("ok", "failed") else "unknown"
-    parts = [f'<section class="card {status}" id="{_e(e.name)}"><div>']
-    title = [f'<h2>{_e(e.name)}</h2>', f'<span class="badge {status}">{_e(status)}</span>']
+    status = e.status if e.status in _STATUS_CLASS else "unknown"
+    css = _STATUS_CLASS.get(status, "unknown")
+    parts = [f'<section class="card {css}" id="{_e(e.name)}"><div>']
+    title = [f'<h2>{_e(e.name)}</h2>', f'<span class="badge {css}">{_e(status)}</span>']
     if e.seconds is not None:
         title.append(f'<span class="secs">{_e(e.seconds)} s</span>')
     if not e.this_run:
         when = e.started or "an earlier run"
         title.append(f'<span class="earlier">from an earlier run ({_e(when)})</span>')
     parts.append(f'<div class="title">{"".join(title)}</div>')
+    if status == SKIPPED and e.this_run:
+        return _skipped_card(parts, e)
     if e.question:
         parts.append(f'<p class="question">{_e(e.question)}</p>')
     if status == "failed":
         parts.append(f'<div class="error">{_e(e.error or "failed (no message)")}</div>')
+    elif status in (INTERRUPTED, NOT_RUN):
+        parts.append(_stop_note(e, f))
     if e.findings:
         items = "".join(
             f'<li title="{_e(fd.get("key"))} = {_e(_format_value(fd.get("value")))}">'
@@ -255,7 +297,12 @@ def render_index(
     meta += f"<dt>Run date</dt><dd>{_e(when)}</dd>"
     meta += "".join(f"<dt>{_e(k)}</dt><dd>{_e(v)}</dd>" for k, v in _manifest_rows(root))
     cards = "\n".join(_card(root, e) for e in entries) or "<p>No analyses have been run yet.</p>"
-    summary = f"{len(entries)} {'analysis' if len(entries) == 1 else 'analyses'}: {n_ok} ok, {n_failed} failed."
+    summary = f"{len(entries)} {'analysis' if len(entries) == 1 else 'analyses'}: {n_ok} ok, {n_failed} failed"
+    for stopped in (INTERRUPTED, NOT_RUN, SKIPPED):
+        n_stopped = sum(e.status == stopped for e in entries)
+        summary += f", {n_stopped} {stopped}" if n_stopped else ""
+    summary += "." + (" The run was interrupted; run it again to complete it."
+                      if any(e.this_run and e.status in (INTERRUPTED, NOT_RUN) for e in entries) else "")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"

@@ -38,7 +38,8 @@ Only customers with at least one completed order before the as-of date get a row
 
 Modules
 -------
-``rfm``          :func:`rfm_scores`, :func:`rfm_segment`, :data:`RFM_SEGMENT_RULES`
+``rfm``          :func:`rfm_scores`, :func:`rfm_segment`, :data:`RFM_SEGMENT_RULES`,
+                 :func:`require_customers` (at least :data:`MIN_CUSTOMERS` customers, else a clear error)
 ``clustering``   :class:`CustomerSegmenter`, :data:`DEFAULT_FEATURES`, :data:`OPTIONAL_FEATURES`,
                  :data:`UNCLUSTERED`
 ``k_selection``  the criteria for k: inertia elbow, silhouette of several labellings at once
@@ -53,11 +54,12 @@ from __future__ import annotations
 from .clustering import DEFAULT_FEATURES, OPTIONAL_FEATURES, UNCLUSTERED, CustomerSegmenter
 from .playbook import campaign_lists, segment_playbook
 from .profiles import outlier_summary, profile_segments
-from .rfm import RFM_SEGMENT_RULES, rfm_scores, rfm_segment
+from .rfm import MIN_CUSTOMERS, RFM_SEGMENT_RULES, require_customers, rfm_scores, rfm_segment
 from .value import VALUE_TIER_RULES, customer_segments, historical_clv, value_tiers
 
 __all__ = [
     "DEFAULT_FEATURES", "OPTIONAL_FEATURES", "UNCLUSTERED", "RFM_SEGMENT_RULES", "VALUE_TIER_RULES",
+    "MIN_CUSTOMERS", "require_customers",
     "rfm_scores", "rfm_segment", "outlier_summary", "CustomerSegmenter", "profile_segments", "value_tiers",
     "historical_clv", "segment_playbook", "campaign_lists", "customer_segments",
 ]

@@ -5,6 +5,48 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..exceptions import AnalysisError
+
+#: Fewest customers segmentation accepts: one per RFM quintile (below five, equal-count quintiles
+#: cannot exist and the clustering has nothing to separate).
+MIN_CUSTOMERS = 5
+
+
+def require_customers(rfm: pd.DataFrame, minimum: int = MIN_CUSTOMERS, *, source: str | None = None,
+                      as_of: object = None) -> None:
+    """Stop with a clear message when too few customers have completed orders to segment.
+
+    Parameters
+    ----------
+    rfm : DataFrame
+        Output of :func:`~ecrm_research.prep.customers.rfm_table` (one row per customer with a
+        completed order before the as-of date).
+    minimum : int, default :data:`MIN_CUSTOMERS`
+        Fewest customers accepted (5: one per quintile).
+    source : str, optional
+        The data's name (file or folder), echoed in the message.
+    as_of : date, optional
+        The as-of date, echoed in the message.
+
+    Raises
+    ------
+    AnalysisError
+        When ``len(rfm) < minimum``: RFM quintiles and clustering are meaningless below that.
+    """
+    n = len(rfm)
+    if n >= minimum:
+        return
+    where = f" in {source}" if source else ""
+    before = f" before {pd.Timestamp(as_of).date()}" if as_of is not None else ""
+    orders = f" ({int(rfm['frequency'].sum()):,} completed order(s))" if "frequency" in rfm and n else ""
+    raise AnalysisError(
+        f"Segmentation needs at least {minimum} customers with completed orders{before}; the data{where} "
+        f"have only {n:,} customer(s){orders}. RFM quintiles (one fifth of the customers each) and "
+        f"behavioural clustering are "
+        f"meaningless below that. Use data covering more customers (a longer period, all shops or channels), "
+        f"or check that cleaning did not remove them (the quality report's reconciliation and quarantine"
+        f"{'; as_of may be too early' if as_of is not None else ''}).")
+
 
 def _quantile_score(values: pd.Series, bins: int = 5, *, ascending: bool = True) -> pd.Series:
     """Scores 1..bins by equal-count bins of rank(method='first') (deterministic ties)."""

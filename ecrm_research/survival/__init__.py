@@ -33,6 +33,7 @@ Modules
 ``kaplan_meier``  :class:`KaplanMeierResult`, :func:`kaplan_meier`, :func:`logrank`
 ``schoenfeld``    vectorised Schoenfeld residuals and the lifelines fitter that uses them
 ``cox``           :class:`ChurnCoxModel`
+``requirements``  :func:`require_table_columns`, :func:`require_churn_data` (clear errors before any fit)
 ``targeting``     :func:`holdout_concordance`, :func:`at_risk_customers`, :func:`campaign_sizing`
 ``plots``         the figures, drawn from the tidy tables above
 """
@@ -41,15 +42,18 @@ from __future__ import annotations
 
 from ..exceptions import SurvivalWarning
 from ..prep.churn import UNITS_PER_YEAR, ChurnData
+from ..prep.churn_data import horizon_in_unit
 from .checks import preflight_checks
 from .covariates import DEFAULT_COVARIATES, encode_covariates
 from .cox import COX_SUMMARY_COLUMNS, ChurnCoxModel
 from .kaplan_meier import KaplanMeierResult, kaplan_meier, logrank
+from .requirements import MIN_CUSTOMERS, MIN_EVENTS, require_churn_data, require_table_columns
 from .targeting import at_risk_customers, campaign_sizing, holdout_concordance
 
 __all__ = [
-    "SurvivalWarning", "ChurnData",
+    "SurvivalWarning", "ChurnData", "horizon_in_unit",
     "encode_covariates", "preflight_checks", "KaplanMeierResult", "kaplan_meier", "logrank",
     "ChurnCoxModel", "holdout_concordance", "at_risk_customers", "campaign_sizing",
     "DEFAULT_COVARIATES", "UNITS_PER_YEAR", "COX_SUMMARY_COLUMNS",
+    "MIN_CUSTOMERS", "MIN_EVENTS", "require_churn_data", "require_table_columns",
 ]

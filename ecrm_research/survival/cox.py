@@ -124,7 +124,12 @@ class ChurnCoxModel:
         X, enc, pre = self._checked_design(X, T, E, enc)
         self.diagnostics_ = pd.concat([pd.DataFrame(diags + row_diags, columns=pre.columns), pre], ignore_index=True)
         if X.shape[1] == 0:
-            raise AnalysisError("No usable covariate is left for the Cox model.")
+            problems = self.diagnostics_.loc[self.diagnostics_["severity"] == "error", "message"].tolist()
+            raise AnalysisError(
+                f"No usable covariate is left for the Cox model ({len(X):,} customers, {int(E.sum()):,} churn "
+                f"events; covariates asked for: {', '.join(map(str, covariates)) or 'none'}). "
+                + (f"Dropped: {'; '.join(problems[:5])}. " if problems else "")
+                + "Pass covariates that vary between customers (-p covariates ...), or use more data.")
         self.encoding_ = enc
         self.design_columns_ = list(X.columns)
         self._fit_lifelines(X, T, E, df, strata)

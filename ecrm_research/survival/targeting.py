@@ -11,7 +11,7 @@ import pandas as pd
 from lifelines.utils import concordance_index
 from sklearn.model_selection import train_test_split
 
-from ..exceptions import ParameterError, SurvivalWarning
+from ..exceptions import AnalysisError, ParameterError, SurvivalWarning
 from ..prep.churn import ChurnData
 from .cox import ChurnCoxModel
 
@@ -28,7 +28,8 @@ def holdout_concordance(
 ) -> dict[str, Any]:
     """Harrell's concordance of a Cox model on a seeded holdout split.
 
-    The customers are split (stratified by event) into a training part (1 − ``fraction``)
+    The customers are split (stratified by event when each outcome has at least two customers,
+    else plainly, with a :class:`SurvivalWarning`) into a training part (1 − ``fraction``)
     and a holdout part; the model is fitted on the first and ranks the second by predicted
     partial hazard. C = 0.5 is chance, 1 perfect ranking of churn times.
 
@@ -49,7 +50,7 @@ def holdout_concordance(
         frame = data
         duration_col = duration_col or "duration"
         event_col = event_col or "event"
-    train, test = train_test_split(frame, test_size=fraction, random_state=seed, stratify=frame[event_col])
+    train, test = _split(frame, event_col, fraction, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SurvivalWarning)
         model = ChurnCoxModel(**model_kwargs).fit(train, duration_col, event_col, covariates)
@@ -60,6 +61,21 @@ def holdout_concordance(
     return {"n_train": model.n_, "n_test": int(ok.sum()), "events_train": model.n_events_,
             "events_test": int(test.loc[ok, event_col].sum()), "concordance_train": model.concordance_,
             "concordance_test": float(c_test), "seed": seed, "fraction": fraction}
+
+
+def _split(frame: pd.DataFrame, event_col: str, fraction: float, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A seeded train/holdout split, stratified by event when both outcomes have two customers or more."""
+    counts = frame[event_col].value_counts()
+    n_test = int(np.ceil(fraction * len(frame)))
+    if len(frame) < 4 or n_test < 2 or len(frame) - n_test < 2:
+        raise AnalysisError(f"A holdout check needs more customers: {len(frame):,} split with fraction={fraction:g} "
+                            f"leaves {len(frame) - n_test:,} to fit and {n_test:,} to score. Use more data or skip "
+                            "the holdout check.")
+    stratify = frame[event_col] if len(counts) > 1 and counts.min() >= 2 else None
+    if stratify is None:
+        warnings.warn(f"holdout split not stratified by churn: the outcomes are {counts.to_dict()} "
+                      "(stratifying needs two customers of each).", SurvivalWarning, stacklevel=3)
+    return train_test_split(frame, test_size=fraction, random_state=seed, stratify=stratify)
 
 
 def at_risk_customers(

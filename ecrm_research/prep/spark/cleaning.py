@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from ...data.quality import REASONS, CleaningPolicy
+from ...data.quality import ALL_REASONS, GUARD_REASONS, REASONS, CleaningPolicy
 from ...exceptions import ParameterError, SchemaError
-from .columns import usable, zero_if_missing
+from .columns import micros, usable, zero_if_missing
 from .reading import as_spark_tables
 from .session import SparkStages, session_of, sql_functions
 
@@ -132,9 +132,14 @@ def clean(tables: Mapping[str, Any], policy: CleaningPolicy | None = None, *,
     """Apply a cleaning policy in Spark, quarantining every dropped row with a reason code.
 
     The same rules as :func:`ecrm_research.data.quality.clean` (reason codes and priority in the
-    :mod:`ecrm_research.data.quality` module docstring): orphan keys, missing customer, cancelled
-    orders (cascading to their lines), non-positive quantity or price, opt-in duplicate and
-    non-product lines, then orders left without any kept line.
+    :mod:`ecrm_research.data.quality` module docstring): orphan keys, then the plausibility guards
+    (``implausible_date``: orders and service contacts dated outside ``policy.date_window()``,
+    orders with their lines; ``non_finite_value``: a line's quantity or unit price inf, -inf,
+    NaN or missing; ``implausible_value``: a unit price above ``policy.max_unit_price`` or a
+    ``|quantity|`` above ``policy.max_abs_quantity``), then missing customer, cancelled orders
+    (cascading to their lines), non-positive quantity or price, opt-in duplicate and
+    non-product lines, then orders left without any kept line. ``conflicting_order`` comes from
+    a lines file only (the pandas reader); canonical tables never have it.
 
     Parameters
     ----------
@@ -191,12 +196,13 @@ def clean(tables: Mapping[str, Any], policy: CleaningPolicy | None = None, *,
 
     try:
         prog.stage("label rows")
-        o = _label_orders(orders, customers, policy)
+        window = policy.date_window()  # once: both tables are judged against the same run date
+        o = _label_orders(orders, customers, policy, window)
         # before the per-order counts, so the lines are labelled once
         items_lab = keep(_label_items(items, o, products, policy, codes))
         labelled = {"orders": keep(_label_empty_orders(o, items_lab, orders.columns)), "order_items": items_lab}
         if "service_contacts" in tables:
-            labelled["service_contacts"] = keep(_label_contacts(tables["service_contacts"], customers))
+            labelled["service_contacts"] = keep(_label_contacts(tables["service_contacts"], customers, window))
         prog.stage("count")
         reconciliation = _reconciliation(list(tables), _count_reasons(tables, labelled))
 
@@ -217,14 +223,55 @@ def _storage_level() -> Any:
     return StorageLevel.MEMORY_AND_DISK
 
 
-def _label_orders(orders: DataFrame, customers: DataFrame | None, policy: CleaningPolicy) -> DataFrame:
-    """Orders with ``__reason0``: orphan customer, missing customer, cancelled (null = kept so far)."""
+def _date_guard(df: DataFrame, column: str, window: tuple[pd.Timestamp | None, pd.Timestamp]
+                ) -> list[tuple[str, Column]]:
+    """``implausible_date`` for rows whose `column` is outside ``[lo, hi)`` (a missing date is not),
+    as :func:`ecrm_research.data.plausibility.outside_window`; none when `df` has no `column`."""
+    if column not in df.columns:
+        return []
+    F = sql_functions()
+    lo, hi = window
+    us = micros(df, column)  # wall-clock microseconds; the bounds are whole days
+    outside = us >= F.lit(hi.value // 1000)
+    if lo is not None:
+        outside = (us < F.lit(lo.value // 1000)) | outside
+    return [("implausible_date", outside)]
+
+
+def _finite(c: Column) -> Column:
+    """A number that is not null, NaN, inf or -inf (:func:`numpy.isfinite`)."""
+    F = sql_functions()
+    return usable(c) & (F.abs(c) != F.lit(float("inf")))
+
+
+def _amount_guards(policy: CleaningPolicy) -> list[tuple[str, Column]]:
+    """``non_finite_value`` (quantity or unit price inf, -inf, NaN or missing), then
+    ``implausible_value`` (beyond ``policy.max_abs_quantity`` / ``policy.max_unit_price``), as
+    :func:`ecrm_research.data.plausibility.not_finite` and ``above``."""
+    F = sql_functions()
+    q, p = F.col("quantity"), F.col("unit_price")
+    conds: list[tuple[str, Column]] = [("non_finite_value", ~_finite(q) | ~_finite(p))]
+    beyond = []
+    if policy.max_abs_quantity is not None:
+        beyond.append(_finite(q) & (F.abs(q) > F.lit(float(policy.max_abs_quantity))))
+    if policy.max_unit_price is not None:
+        beyond.append(_finite(p) & (p > F.lit(float(policy.max_unit_price))))
+    if beyond:
+        conds.append(("implausible_value", beyond[0] if len(beyond) == 1 else beyond[0] | beyond[1]))
+    return conds
+
+
+def _label_orders(orders: DataFrame, customers: DataFrame | None, policy: CleaningPolicy,
+                  window: tuple[pd.Timestamp | None, pd.Timestamp]) -> DataFrame:
+    """Orders with ``__reason0``: orphan customer, implausible date, missing customer, cancelled
+    (null = kept so far)."""
     F = sql_functions()
     o = orders
     conds: list[tuple[str, Column]] = []
     if customers is not None:
         o = o.join(_key_set(customers, "customer_id", "__ck"), F.col("customer_id") == F.col("__ck"), "left")
         conds.append(("orphan_key", F.col("customer_id").isNotNull() & F.col("__ck_found").isNull()))
+    conds += _date_guard(orders, "ordered_at", window)
     if policy.drop_missing_customer:
         conds.append(("missing_customer", F.col("customer_id").isNull()))
     if policy.drop_cancelled:
@@ -234,7 +281,8 @@ def _label_orders(orders: DataFrame, customers: DataFrame | None, policy: Cleani
 
 def _label_items(items: DataFrame, o: DataFrame, products: DataFrame | None, policy: CleaningPolicy,
                  codes: Sequence[str]) -> DataFrame:
-    """Order lines with ``__reason``: the order's reason first, then the line's own reasons; with
+    """Order lines with ``__reason``: orphan, the order's implausible date, the line's own guards, the
+    order's other reasons, then the line's own reasons (as ``quality.clean``); with
     the order's customer (``__ocust``) and id (``__ok``, null for orphan lines)."""
     from pyspark.sql import Window  # why: pyspark is optional (see session.sql_functions)
 
@@ -246,7 +294,9 @@ def _label_items(items: DataFrame, o: DataFrame, products: DataFrame | None, pol
     if products is not None:
         it = it.join(_key_set(products, "product_id", "__pk"), F.col("product_id") == F.col("__pk"), "left")
         orphan = orphan | (F.col("product_id").isNotNull() & F.col("__pk_found").isNull())
-    conds = [("orphan_key", orphan),
+    # orphan, the order's guard, the line's own guards, the order's other reasons, the line's own reasons
+    conds = [("orphan_key", orphan), ("implausible_date", F.col("__oreason") == "implausible_date"),
+             *_amount_guards(policy),
              ("missing_customer", F.col("__oreason") == "missing_customer"),
              ("cancelled", F.col("__oreason") == "cancelled")]
     if policy.drop_nonpositive_quantity:
@@ -276,14 +326,18 @@ def _label_empty_orders(o: DataFrame, items_lab: DataFrame, columns: Sequence[st
                      F.when(no_kept, F.lit("no_kept_lines")).otherwise(F.col("__reason0")).alias("__reason"))
 
 
-def _label_contacts(sc: DataFrame, customers: DataFrame | None) -> DataFrame:
-    """Service contacts with ``__reason``: ``orphan_key`` for an unknown customer."""
+def _label_contacts(sc: DataFrame, customers: DataFrame | None,
+                    window: tuple[pd.Timestamp | None, pd.Timestamp]) -> DataFrame:
+    """Service contacts with ``__reason``: ``orphan_key`` for an unknown customer, then
+    ``implausible_date`` for a contact date outside the window."""
     F = sql_functions()
-    if customers is None:
-        return sc.select("*", F.lit(None).cast("string").alias("__reason"))
-    sc_lab = sc.join(_key_set(customers, "customer_id", "__ck"), F.col("customer_id") == F.col("__ck"), "left")
-    r = F.when(F.col("customer_id").isNotNull() & F.col("__ck_found").isNull(), F.lit("orphan_key"))
-    return sc_lab.select(*[F.col(c) for c in sc.columns], r.alias("__reason"))
+    conds: list[tuple[str, Column]] = []
+    sc_lab = sc
+    if customers is not None:
+        sc_lab = sc.join(_key_set(customers, "customer_id", "__ck"), F.col("customer_id") == F.col("__ck"), "left")
+        conds.append(("orphan_key", F.col("customer_id").isNotNull() & F.col("__ck_found").isNull()))
+    conds += _date_guard(sc, "contacted_at", window)
+    return sc_lab.select(*[F.col(c) for c in sc.columns], _reason(conds).alias("__reason"))
 
 
 def _count_reasons(tables: Mapping[str, DataFrame], labelled: Mapping[str, DataFrame]) -> pd.DataFrame:
@@ -302,7 +356,10 @@ def _count_reasons(tables: Mapping[str, DataFrame], labelled: Mapping[str, DataF
 
 def _reconciliation(names: Sequence[str], counts: pd.DataFrame) -> pd.DataFrame:
     """The pandas reconciliation table from (table, reason, count) rows; rows as in
-    :func:`ecrm_research.data.quality._rec_row`."""
+    :func:`ecrm_research.data.quality._rec_row`: a column per reason of ``REASONS`` and, when some
+    row of the run has it, per guard reason of ``GUARD_REASONS`` (0 in the other tables)."""
+    occurring = set(counts.loc[counts["reason"].notna() & (counts["count"] > 0), "reason"])
+    guards = [r for r in GUARD_REASONS if r in occurring]
     rows = []
     for name in names:
         sub = counts[counts["table"] == name]
@@ -310,10 +367,12 @@ def _reconciliation(names: Sequence[str], counts: pd.DataFrame) -> pd.DataFrame:
         n = int(sub["count"].sum())
         q = sum(by_reason.values())
         row: dict[str, Any] = {"table": name, "input_rows": n, "kept_rows": n - q, "quarantined_rows": q}
-        row.update({r: by_reason.get(r, 0) for r in REASONS})
-        row["reconciles"] = row["kept_rows"] + row["quarantined_rows"] == n and q == sum(row[r] for r in REASONS)
+        row.update({r: by_reason.get(r, 0) for r in (*REASONS, *guards)})
+        row["reconciles"] = row["kept_rows"] + row["quarantined_rows"] == n and \
+            q == sum(by_reason.get(r, 0) for r in ALL_REASONS)
         rows.append(row)
-    return pd.DataFrame(rows)
+    columns = ["table", "input_rows", "kept_rows", "quarantined_rows", *REASONS, *guards, "reconciles"]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def _quarantine(labelled: Mapping[str, DataFrame]) -> DataFrame:
