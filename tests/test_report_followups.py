@@ -25,6 +25,7 @@ import nbformat
 import psutil
 import pytest
 from nbconvert.filters.markdown import markdown2html
+from process_checks import alive, kernels_of
 from test_quality import shop
 
 from ecrm_research import markup
@@ -64,28 +65,6 @@ def recorded(tmp_path_factory) -> Path:
     return out
 
 
-def _kernels_of(proc: psutil.Process) -> list[psutil.Process]:
-    out = []
-    try:
-        kids = proc.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    for k in kids:
-        try:
-            if "ipykernel" in " ".join(k.cmdline()):
-                out.append(k)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            pass
-    return out
-
-
-def _alive(p: psutil.Process) -> bool:
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 def _assert_interrupted_target(dest: Path, sig_name: str) -> None:
     """First analysis interrupted, the other two never started, the record and lock consistent."""
     run = json.loads((dest / "first" / "run.json").read_text())
@@ -109,7 +88,7 @@ def test_sigterm_during_reproduce_stops_its_kernel_and_exits_130(recorded, tmp_p
     kernels: list[psutil.Process] = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and proc.poll() is None:  # wait until the first kernel sleeps
-        kernels = _kernels_of(ps)
+        kernels = kernels_of(ps)
         if kernels and (dest / "first" / "tables" / "a.csv").is_file():
             break
         time.sleep(0.2)
@@ -122,7 +101,7 @@ def test_sigterm_during_reproduce_stops_its_kernel_and_exits_130(recorded, tmp_p
     assert proc.returncode == 130, (stdout, stderr)
     assert elapsed < 15, elapsed
     time.sleep(0.5)
-    assert not [k.pid for k in kernels if _alive(k)], "kernel processes left running"
+    assert not [k.pid for k in kernels if alive(k)], "kernel processes left running"
     assert f"interrupted: SIGTERM received; reproduction of {recorded} into {dest} stopped" in stderr
     assert "1 interrupted (first); 2 not run (second, third)" in stderr
     assert "Run the same command again" in stderr

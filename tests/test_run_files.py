@@ -23,6 +23,7 @@ from pathlib import Path
 import nbformat
 import psutil
 import pytest
+from process_checks import alive, kernels_of
 
 from ecrm_research.cli import main
 from ecrm_research.paths import KERNEL_NAME, PROJ_ROOT
@@ -248,28 +249,6 @@ def test_lock_is_reentrant_in_one_process_and_released(tmp_path):
 # --------------------------------------------------------------------------- interrupts
 
 
-def _kernels_of(proc: psutil.Process) -> list[psutil.Process]:
-    try:
-        kids = proc.children(recursive=True)
-    except psutil.NoSuchProcess:
-        return []
-    out = []
-    for k in kids:
-        try:
-            if "ipykernel" in " ".join(k.cmdline()):
-                out.append(k)
-        except (psutil.NoSuchProcess, psutil.ZombieProcess):
-            pass
-    return out
-
-
-def _alive(p: psutil.Process) -> bool:
-    try:
-        return p.is_running() and p.status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
 @pytest.mark.parametrize(("jobs", "sig"), [("1", signal.SIGINT), ("2", signal.SIGTERM)])
 def test_signal_during_run_all_stops_kernels_and_leaves_out_consistent(tmp_path, slow_books, jobs, sig):
     out = tmp_path / "out"
@@ -282,7 +261,7 @@ def test_signal_during_run_all_stops_kernels_and_leaves_out_consistent(tmp_path,
     deadline = time.monotonic() + 120
     kernels: list[psutil.Process] = []
     while time.monotonic() < deadline and proc.poll() is None:  # wait until the kernels are in their sleep
-        kernels = _kernels_of(ps)
+        kernels = kernels_of(ps)
         started = [n for n in ("first", "second", "third") if (out / n / "tables" / "a.csv").is_file()]
         if len(kernels) >= running and len(started) >= running:
             break
@@ -296,7 +275,7 @@ def test_signal_during_run_all_stops_kernels_and_leaves_out_consistent(tmp_path,
     assert proc.returncode == 130, (stdout, stderr)
     assert elapsed < 15, elapsed
     time.sleep(0.5)
-    assert not [k.pid for k in kernels if _alive(k)], "kernel processes left running"
+    assert not [k.pid for k in kernels if alive(k)], "kernel processes left running"
 
     name = "SIGINT" if sig == signal.SIGINT else "SIGTERM"
     assert f"interrupted: {name} received" in stderr and "Run the same command again" in stderr

@@ -107,7 +107,8 @@ _HELD: dict[Path, int] = {}
 _HELD_LOCK = threading.Lock()
 
 
-def _process_alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -143,7 +144,7 @@ def _lock_is_stale(info: dict[str, Any]) -> bool:
     pid = info.get("pid")
     if not isinstance(pid, int):
         return True  # unreadable or half-written by a process killed at once
-    if not _process_alive(pid):
+    if not process_alive(pid):
         return True
     started = info.get("process_start")
     return started is not None and _process_start(pid) not in (None, started)

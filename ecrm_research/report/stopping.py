@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from .ownership import process_alive
+
 __all__ = ["StopControl", "stop_on_signals", "RunInterrupted", "KILL_GRACE_SECONDS"]
 
 #: seconds a kernel has to exit after SIGTERM before it is killed
@@ -139,20 +141,13 @@ def _signal_kernel(pid: int, pgid: int | None, sig: int) -> None:
 def _kill_survivors(kernels: list[tuple[int, int | None]]) -> None:
     deadline = time.monotonic() + KILL_GRACE_SECONDS
     while time.monotonic() < deadline:
-        if not any(_alive(pid) for pid, _ in kernels):
+        if not any(process_alive(pid) for pid, _ in kernels):
             return
         time.sleep(0.05)
     for pid, pgid in kernels:
         _signal_kernel(pid, pgid, signal.SIGKILL)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 
