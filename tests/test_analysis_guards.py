@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from ecrm_research import activity, prep, survival
 from ecrm_research import association as ar
+from ecrm_research import prep, survival
 from ecrm_research.association.auto import MIN_BASKETS_PER_ITEMSET
 from ecrm_research.exceptions import AnalysisError, ParameterError
 from ecrm_research.prep.churn_data import check_history
@@ -78,11 +78,11 @@ def test_require_completed_orders_counts_the_input_statuses():
     raw = pd.DataFrame({"order_id": ["1", "2", "3"], "status": ["cancelled", "cancelled", "returned"]})
     cleaned = {"orders": raw.iloc[:0]}
     with pytest.raises(AnalysisError) as e:
-        activity.require_completed_orders(raw, cleaned, "orders.csv")
+        prep.require_completed_orders(raw, cleaned, "orders.csv")
     msg = str(e.value)
     assert "No completed orders in orders.csv" in msg and "3 orders read" in msg
     assert "'cancelled': 2" in msg and "'returned': 1" in msg and "value map of 'status'" in msg
-    activity.require_completed_orders(raw, {"orders": raw.assign(status="completed")}, "orders.csv")
+    prep.require_completed_orders(raw, {"orders": raw.assign(status="completed")}, "orders.csv")
 
 
 def test_churn_with_too_little_history_says_so():

@@ -9,13 +9,12 @@ All functions take cleaned canonical tables (``dict`` of DataFrames as returned 
 
 Modules
 -------
-``descriptive``  :func:`require_completed_orders`,
-                 :func:`summary_statistics`, :func:`order_values`, :func:`monthly_activity`, :func:`cohort_retention`
+``descriptive``  :func:`summary_statistics`, :func:`order_values`, :func:`monthly_activity`, :func:`cohort_retention`
 ``plots``        the figures of the overview notebook
 """
 
 from __future__ import annotations
 
-from .descriptive import cohort_retention, monthly_activity, order_values, require_completed_orders, summary_statistics
+from .descriptive import cohort_retention, monthly_activity, order_values, summary_statistics
 
-__all__ = ["summary_statistics", "order_values", "monthly_activity", "cohort_retention", "require_completed_orders"]
+__all__ = ["summary_statistics", "order_values", "monthly_activity", "cohort_retention"]

@@ -10,34 +10,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.keys import int_codes
-from ..exceptions import AnalysisError
 from ..prep.orders import CompletedOrders
-
-
-def require_completed_orders(input_orders: pd.DataFrame, tables: dict[str, pd.DataFrame], source: str) -> None:
-    """Raise a clear AnalysisError when no completed order is left after cleaning.
-
-    Parameters
-    ----------
-    input_orders : DataFrame
-        The orders as read (before cleaning), with ``status``: the message counts *their* statuses
-        (the cleaned table no longer holds the cancelled and returned orders).
-    tables : dict of DataFrame
-        The cleaned canonical tables.
-    source : str
-        The data, for the message.
-    """
-    orders = tables.get("orders")
-    if orders is not None and "status" in orders and bool((orders["status"].astype(str) == "completed").any()):
-        return
-    status = input_orders["status"] if "status" in input_orders else pd.Series([], dtype=object)
-    counts = status.astype("string").fillna("<missing>").value_counts()
-    seen = ", ".join(f"{k!r}: {int(v):,}" for k, v in counts.head(6).items()) or "none"
-    raise AnalysisError(
-        f"No completed orders in {source}: the {len(input_orders):,} orders read have the statuses {{{seen}}}, "
-        f"and the analyses use completed orders only (cleaning sets the others aside). "
-        f"if your data call them differently, map that value to 'completed' in the column mapping "
-        f"(value map of 'status'), then run `ecrm validate` to check.")
 
 
 def order_values(tables: dict[str, pd.DataFrame]) -> pd.Series:

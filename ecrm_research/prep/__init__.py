@@ -12,9 +12,9 @@ from .base import ENGINES, PrepEngine
 from .churn import prepare_customer_table
 from .churn_data import ChurnData
 from .engines import engine
-from .orders import purchase_gaps
+from .orders import purchase_gaps, require_completed_orders
 from .pandas_engine import PandasEngine
 from .spark_engine import SparkEngine
 
 __all__ = ["ENGINES", "PrepEngine", "PandasEngine", "SparkEngine", "engine", "ChurnData", "prepare_customer_table",
-           "purchase_gaps"]
+           "purchase_gaps", "require_completed_orders"]

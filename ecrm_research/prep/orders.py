@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -9,7 +11,35 @@ from ..data.keys import key_codes, key_positions
 from ..exceptions import AnalysisError
 from .rules import COMPLETED, STATUS_CODES, status_codes
 
-__all__ = ["CompletedOrders", "no_completed_orders_message", "purchase_gaps", "suggest_inactivity_days"]
+__all__ = ["CompletedOrders", "no_completed_orders_message", "require_completed_orders", "purchase_gaps",
+           "suggest_inactivity_days"]
+
+
+def require_completed_orders(input_orders: pd.DataFrame, tables: Mapping[str, pd.DataFrame], source: str) -> None:
+    """Raise a clear AnalysisError when no completed order is left after cleaning.
+
+    Parameters
+    ----------
+    input_orders : DataFrame
+        The orders as read (before cleaning), with ``status``: the message counts *their* statuses
+        (the cleaned table no longer holds the cancelled and returned orders).
+    tables : dict of DataFrame
+        The cleaned canonical tables.
+    source : str
+        The data, for the message.
+    """
+    orders = tables.get("orders")
+    if orders is not None and "status" in orders:
+        if bool((status_codes(orders["status"]) == STATUS_CODES[COMPLETED]).any()):
+            return
+    status = input_orders["status"] if "status" in input_orders else pd.Series([], dtype=object)
+    counts = status.astype("string").fillna("<missing>").value_counts()
+    seen = ", ".join(f"{k!r}: {int(v):,}" for k, v in counts.head(6).items()) or "none"
+    raise AnalysisError(
+        f"No completed orders in {source}: the {len(input_orders):,} orders read have the statuses {{{seen}}}, "
+        f"and the analyses use completed orders only (cleaning sets the others aside). "
+        f"If your data call them differently, map that value to 'completed' in the column mapping "
+        f"(value map of 'status'), then run `ecrm validate` to check.")
 
 
 def _completed_orders(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
