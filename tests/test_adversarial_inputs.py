@@ -232,7 +232,8 @@ def _check_huge_basket(tmp: Path, output: str) -> None:
 HUGE = ",".join(f"item{i:03d}" for i in range(300))
 HOSTILE_NAME = "<img src=x onerror=alert(1)>.csv"
 HOSTILE_BASKETS = (['=HYPERLINK("http://evil"),milk,bread'] * 8 + ["+cmd|' /C calc'!A0,milk"] * 6
-                   + ["@SUM(1+1),bread,milk"] * 6 + ["milk,eggs"] * 5 + ["bread,eggs"] * 5)
+                   + ["@SUM(1+1),bread,milk"] * 6 + ["milk,eggs"] * 5 + ["bread,eggs"] * 5
+                   + ["tea"] * 20)  # enough baskets for the hostile rules to pass the significance filter
 
 CASES: list[Case] = [
     # ---- files

@@ -23,7 +23,7 @@ PKG = "ecrm_research"
 #: Layer of each top-level part of the package; a module may import only its own layer or lower ones.
 LAYERS = {
     "exceptions": 0, "paths": 0, "infra": 0, "multiple_testing": 0,
-    "markup": 0,
+    "markup": 0, "phrasing": 0,
     "data": 1,
     "prep": 2,
     "association": 3, "survival": 3, "loyalty": 3, "segmentation": 3, "activity": 3,

@@ -200,13 +200,18 @@ def test_holm_adjustment_equals_statsmodels():
     np.testing.assert_array_equal(rules["p_adjusted"], multipletests(rules["p_value"], method="holm")[1])
 
 
-def test_cross_sell_table_ranks_by_confidence():
+def test_cross_sell_table_top_n_by_extra_baskets_then_confidence():
+    """a ⇒ b: 2 baskets, lift 4/3, 2·(1 − 3/4) = 0.5 extra; a ⇒ c: 1 basket, lift 2, 0.5 extra: the tie goes to
+    the more confident b. Six baskets are too few for a significant rule, so no significance filter here
+    (tests/test_cross_sell_variants.py covers the filter, variants and the ranking)."""
     rules = ar.mine_rules([["a", "b"], ["a", "b"], ["a", "c"], ["d"], ["e"], ["b"]], 0.1, 0.1).rules
-    cs = ar.cross_sell_table(rules, top_n=1)
-    assert list(cs.columns) == ["product", "rank", "recommend", "confidence", "lift", "support", "count"]
+    cs = ar.cross_sell_table(rules, top_n=1, alpha=None)
+    assert list(cs.columns) == ar.CROSS_SELL_COLUMNS
     row = cs.set_index("product").loc["a"]
     assert row["recommend"] == "b" and row["confidence"] == pytest.approx(2 / 3) and row["rank"] == 1
+    assert row["extra_baskets"] == pytest.approx(0.5)
     assert (cs["lift"] > 1).all()
+    assert len(ar.cross_sell_table(rules, top_n=1)) == 0  # with the default significance filter: none
 
 
 def test_holdout_check_on_a_time_split():

@@ -27,6 +27,7 @@ from urllib.parse import unquote, urlparse
 import nbformat
 import pytest
 from conftest import skip_or_fail
+from findings_checks import finding_problems
 
 from ecrm_research.cli import main
 from ecrm_research.paths import NOTEBOOKS_DIR
@@ -198,6 +199,8 @@ def test_report_site_of_real_notebooks_in_browser(tmp_path, browser, artifacts, 
     assert statuses
     failed = {n: json.loads((tmp_path / n / "run.json").read_text())["error"] for n, s in statuses.items() if s != "ok"}
     assert not failed, f"analysis notebooks failed on the sample: {failed}"
+    problems = [p for n in statuses for p in finding_problems(tmp_path / n)]
+    assert not problems, "headline findings that overstate or are not in the report body:\n" + "\n".join(problems)
 
 
 def test_browser_check_catches_console_error_broken_link_and_image(tmp_path, browser, artifacts):

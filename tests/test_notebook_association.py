@@ -7,8 +7,9 @@ import json
 import nbformat
 import pandas as pd
 import pytest
+from findings_checks import finding_problems, report_body
 
-from ecrm_research.association import RULE_COLUMNS, resolve_engine
+from ecrm_research.association import CROSS_SELL_COLUMNS, RULE_COLUMNS, resolve_engine
 from ecrm_research.paths import MAPPINGS_DIR, NOTEBOOKS_DIR
 
 NB = NOTEBOOKS_DIR / "01_association_rules.ipynb"
@@ -42,9 +43,17 @@ def _check_common(out):
     assert list(pq.columns[:9]) == RULE_COLUMNS
     assert all(isinstance(list(v), list) for v in pq["antecedents"].head())
     assert (out / "tables" / "frequent_itemsets.parquet").exists()
-    assert (out / "tables" / "cross_sell.csv").exists()
+    cross = pd.read_csv(out / "tables" / "cross_sell.csv")
+    assert list(cross.columns) == CROSS_SELL_COLUMNS
+    # ranked by expected extra baskets within each product; the screening counts add up to the rules used
+    assert all(g["extra_baskets"].is_monotonic_decreasing for _, g in cross.groupby("product", sort=False))
+    screening = pd.read_csv(out / "tables" / "cross_sell_screening.csv")
+    assert screening["rules"].iloc[1:].sum() == screening["rules"].iloc[0]
+    assert screening.set_index("screen").loc["recommended", "rules"] == len(cross)
+    assert {"same_product_family", "variant_of"} <= set(rules.columns)
     f = _findings(out)
     assert f["analysis"] == "association" and 3 <= len(f["findings"]) <= 5
+    assert finding_problems(out) == []  # every headline number is in the report body, no p = 0, no True/False
     for name in ("item_frequency", "basket_sizes", "support_confidence", "top_rules"):
         assert (out / "figures" / f"{name}.png").exists(), name
     return rules, pq, f
@@ -104,8 +113,18 @@ def test_notebook_on_online_retail(run_nb, online_retail_parquet):
     assert {"cancelled", "non_product"} <= set(excl["reason"])
     holdout = pd.read_csv(out / "tables" / "holdout.csv")
     assert len(holdout) > 0 and holdout["holds"].mean() > 0.8
-    cross = pd.read_csv(out / "tables" / "cross_sell.csv")
-    assert len(cross) > 0
+    cross = pd.read_csv(out / "tables" / "cross_sell.csv", keep_default_na=False)
+    assert len(cross) > 20
+    # variants of one product (colour, size, stock-code stem) are flagged in the rules and kept out of the table
+    variant_pairs = {(a, c) for a, c, v in rules[["antecedents", "consequents", "same_product_family"]]
+                     .itertuples(index=False) if v}
+    assert ("ALARM CLOCK BAKELIKE RED", "ALARM CLOCK BAKELIKE GREEN") in variant_pairs
+    assert ("JUMBO BAG STRAWBERRY [85099F]", "JUMBO BAG RED RETROSPOT") in variant_pairs  # stem 85099
+    assert not variant_pairs & set(zip(cross["product"], cross["recommend"]))
+    screening = pd.read_csv(out / "tables" / "cross_sell_screening.csv").set_index("screen")["rules"]
+    assert screening["variants of one product"] >= 8
+    body = report_body(nbformat.read(out / "association.ipynb", as_version=4))
+    assert f"{screening['variants of one product']:,} rules that pair two variants of one product were set aside" in body
 
 
 @pytest.mark.notebook

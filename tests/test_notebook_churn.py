@@ -62,6 +62,12 @@ def test_churn_notebook_on_telco_customer_table(run_nb, telco_csv):
     assert {"collinear", "look-ahead"} <= set(pre["check"])
     ph = pd.read_csv(tables["ph_test"]).set_index("covariate")
     assert ph.loc["Contract_One year", "ph_violated"] and "stratify by 'Contract'" in ph.loc["Contract_One year", "advice"]
+    # one row per dummy, one per multi-level factor (jointly), and GLOBAL (R survival ≥ 3 cox.zph)
+    assert ph.loc["Contract", "term_type"] == "factor" and ph.loc["Contract", "df"] == 2
+    assert ph.loc["GLOBAL", "term_type"] == "global" and ph.loc["GLOBAL", "df"] == (ph["term_type"] == "covariate").sum()
+    assert ph["method"].str.startswith("exact score test (R survival ≥ 3 cox.zph, transform km").all()
+    head = {f["key"]: f["text"] for f in findings["findings"]}["clearest_hazard_ratio"]
+    assert "Contract" in head and "but this effect changes over time (PH test p = " in head
     hold = pd.read_csv(tables["holdout_concordance"]).iloc[0]
     assert hold["n_train"] + hold["n_test"] == 7032 and hold["concordance_test"] > 0.8
     at_risk = pd.read_csv(tables["at_risk_customers"])
@@ -77,7 +83,12 @@ def test_churn_notebook_on_bundled_sample(run_nb, sample_dir):
     tables, findings = _check_common(out)
     assert findings["inactivity_days"] == PLANTED["churn"]["recommended_inactivity_days"]
     km = pd.read_csv(tables["km_by_group"])
-    assert sorted(km["group"].astype(str).unique()) == ["False", "True"]  # is_member
+    assert sorted(km["group"].astype(str).unique()) == ["members", "non-members"]  # is_member, in words
+    texts = " ".join(f["text"] for f in findings["findings"])
+    assert "True" not in texts and "False" not in texts and "p = 0 " not in texts
+    assert "between members and non-members" in texts
+    ph = pd.read_csv(tables["ph_test"])
+    assert ph["term_type"].iloc[-1] == "global" and {"chi_square", "df", "p_value", "method"} <= set(ph.columns)
     cox = pd.read_csv(tables["cox_summary"]).set_index("covariate")
     for name in ("first_order_late", "is_member"):
         truth = PLANTED["churn"]["hazard_ratios"][name]

@@ -28,7 +28,16 @@ def _common_checks(out):
     sem = pd.read_csv(out / "tables" / "sem_paths.csv")
     assert {"lval", "rval", "estimate", "std_estimate", "p_value"} <= set(sem.columns)
     fit = pd.read_csv(out / "tables" / "sem_fit.csv").set_index("index")
-    assert {"CFI", "TLI", "RMSEA", "SRMR"} <= set(fit.index)
+    assert {"CFI", "TLI", "RMSEA", "RMSEA_n_minus_1", "SRMR", "objective", "gradient_norm", "converged",
+            "optimiser"} <= set(fit.index)
+    assert fit.loc["converged", "verdict"] in ("yes", "no") and fit.loc["objective", "value"] >= 0
+    runs = pd.read_csv(out / "tables" / "sem_convergence.csv")
+    assert runs["kept"].sum() == 1 and runs.loc[runs["kept"], "objective"].iloc[0] == runs["objective"].min()
+    # every headline number comes from a table shown in the report: the indirect effect from the mediation table
+    ind = pd.read_csv(out / "tables" / "mediation_indirect.csv")
+    top = next(f for f in findings["findings"] if f["key"] == "largest_indirect_effect")
+    assert any(abs(v - top["value"]) < 1e-9 for v in ind["std_estimate"])  # the CSV keeps 12 digits
+    assert f"{top['value']:.3g}" in top["text"]
     ipa = pd.read_csv(out / "tables" / "importance_performance.csv")
     assert set(ipa["action"]) <= {"concentrate here", "keep up", "low priority", "possible overkill"}
     return rel, eff, sem, fit, ipa
@@ -61,6 +70,7 @@ def test_loyalty_notebook_on_sample(run_nb, sample_dir):
     rel, eff, sem, fit, ipa = _common_checks(out)
     assert (rel["cronbach_alpha"] > 0.75).all() and len(rel) == 7
     assert (fit.loc[["CFI", "TLI"], "value"] > 0.95).all() and fit.loc["RMSEA", "value"] < 0.06
+    assert fit.loc["converged", "verdict"] == "yes" and fit.loc["gradient_norm", "value"] < 1e-5
     p = sem.set_index(["lval", "rval"])
     # planted standardized paths (ecrm_research.data.sample.PLANTED["survey"]), tolerance 0.08 (~3 SE at n~2000)
     for key, planted in {("satisfaction", "trust"): 0.45, ("satisfaction", "service_quality"): 0.35,

@@ -6,13 +6,14 @@ import json
 
 import pandas as pd
 import pytest
+from findings_checks import finding_problems
 
 from ecrm_research.paths import MAPPINGS_DIR
 
 pytestmark = pytest.mark.notebook
 
 LEAD = ["customer_id", "segment", "cluster", "r_score", "f_score", "m_score", "value_tier"]
-TABLES = ["rfm", "customer_segments", "segment_profiles", "k_selection", "campaign_lists"]
+TABLES = ["rfm", "customer_segments", "segment_profiles", "k_selection", "k_checks", "campaign_lists"]
 
 
 def _check_outputs(out, n_customers=None):
@@ -33,6 +34,15 @@ def _check_outputs(out, n_customers=None):
     assert findings["analysis"] == "segmentation" and 3 <= len(findings["findings"]) <= 5
     for fig in ["k_selection", "rfm_heatmap", "segment_profiles", "segments_pca", "rfm_vs_cluster"]:
         assert (out / "figures" / f"{fig}.png").exists(), fig
+    # every number of the headline findings is in the report body; no p = 0, no True/False
+    assert finding_problems(out) == []
+    checks = pd.read_csv(out / "tables" / "k_checks.csv")
+    k_text = next(f["text"] for f in findings["findings"] if f["key"] == "k")
+    choice = ("weak" if (checks["verdict"] == "weak").any()
+              else "firm" if (checks["verdict"] == "passes").all() else "partly checked")
+    assert findings["k_choice"] == choice
+    lead = {"weak": ", but weakly: ", "firm": " firmly: ", "partly checked": "; no check found it weak"}[choice]
+    assert k_text.startswith(f"k = {findings['n_clusters']} chosen{lead}")
     return rfm, segs, profiles, findings
 
 
@@ -45,6 +55,9 @@ def test_notebook_segmentation_online_retail(run_nb, online_retail_parquet):
     ks = pd.read_csv(out / "tables" / "k_selection.csv")
     assert ks["k"].tolist() == [2, 3, 4, 5] and ks["recommended"].sum() == 1
     assert findings["findings"][0]["value"] == 4338
+    # 2,328 of 4,338 customers have fewer than 3 orders: more than half are not clustered
+    assert "2,328 of 4,338 customers (54%) are not clustered" in findings["findings"][1]["text"]
+    assert findings["k_choice"] == "weak"
 
 
 def test_notebook_segmentation_sample_recovers_four_segments(run_nb, sample_dir):
@@ -53,4 +66,6 @@ def test_notebook_segmentation_sample_recovers_four_segments(run_nb, sample_dir)
     ks = pd.read_csv(out / "tables" / "k_selection.csv")
     assert int(ks.loc[ks["recommended"], "k"].iloc[0]) == 4
     assert segs.loc[segs["cluster"] >= 0, "cluster"].nunique() == 4
-    assert findings["n_clusters"] == 4
+    assert findings["n_clusters"] == 4 and findings["k_choice"] == "firm"
+    top = next(f["text"] for f in findings["findings"] if f["key"] == "top_segment_revenue_share")
+    assert top.startswith("The 'high-frequency high-value fast-repeat big-order' segment")   # planted champions

@@ -116,6 +116,79 @@ def test_planted_clusters_recovered_and_k_recommended(method):
     assert (s.predict(X) == s.labels_).all()
 
 
+def test_clear_clusters_give_a_firm_k():
+    X, _ = _planted_features()
+    s = seg.CustomerSegmenter(features=["orders_per_month", "mean_order_value", "discount_rate"],
+                              k_range=(2, 6), n_bootstrap=5, random_state=7).fit(X)
+    checks = s.k_checks_.set_index("check")
+    assert list(checks.index) == ["silhouette margin", "bootstrap stability", "customers not clustered"]
+    assert (checks["verdict"] == "passes").all(), s.k_checks_
+    assert checks.loc["silhouette margin", "value"] > 0.1 and s.stability_ari_ > 0.95
+    assert s.k_choice_ == "firm" and s.k_summary_.startswith("k = 4 chosen firmly: silhouette ")
+    assert s.k_summary_ not in s.diagnostics_
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_uniform_noise_gives_a_weak_k(seed):
+    """No cluster structure: KMeans still returns a best k, but refits on resamples disagree."""
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"orders_per_month": np.exp(rng.uniform(-2, 1, 1200)),
+                      "mean_order_value": np.exp(rng.uniform(2, 6, 1200)),
+                      "discount_rate": rng.uniform(0, 0.4, 1200)})
+    with pytest.warns(UserWarning, match="stability threshold"):
+        s = seg.CustomerSegmenter(k_range=(2, 6), n_bootstrap=10, random_state=seed).fit(X)
+    checks = s.k_checks_.set_index("check")
+    assert checks.loc["bootstrap stability", "verdict"] == "weak"
+    assert checks.loc["bootstrap stability", "value"] < 0.85
+    assert s.k_weak_ and s.k_summary_.startswith(f"k = {s.n_clusters_} chosen, but weakly: mean bootstrap ARI ")
+    assert s.k_summary_ in s.diagnostics_
+
+
+def test_most_customers_unclustered_makes_k_weak():
+    X, _ = _planted_features()
+    X["frequency"] = np.where(np.arange(len(X)) % 5 < 3, 2, 6)  # 60 % have fewer than 3 orders
+    s = seg.CustomerSegmenter(n_clusters=4, n_bootstrap=3, random_state=7).fit(X)
+    row = s.k_checks_.set_index("check").loc["customers not clustered"]
+    assert row["verdict"] == "weak" and row["value"] == pytest.approx(0.6)
+    assert row["reason"] == ("720 of 1,200 customers (60%) are not clustered (fewer than 3 orders): "
+                             "the segments describe only 40% of the customers")
+    # k fixed: no criterion margin, but the fixed k's stability is measured by bootstrap refits
+    margin = s.k_checks_.set_index("check").loc["silhouette margin"]
+    assert margin["verdict"] == "not checked" and "fixed by the user" in margin["reason"]
+    assert s.k_choice_ == "weak"
+    fixed = seg.CustomerSegmenter(n_clusters=4, n_bootstrap=3, random_state=7).fit(X.drop(columns="frequency"))
+    assert fixed.k_choice_ == "partly checked" and fixed.k_summary_ == (
+        "k = 4 chosen; no check found it weak: mean bootstrap ARI 1.00 over 3 refits, at least 0.85; "
+        "0 of 1,200 customers (0%) are not clustered (not checked: k was fixed by the user, so no other k "
+        "was scored).")
+    assert s.stability_ari_ > 0.95 and s.k_checks_["verdict"].tolist()[1] == "passes"   # 4 planted groups
+
+
+def test_criterion_ties_are_weak_and_reasons_name_the_numbers():
+    tab = pd.DataFrame({"k": [2, 3, 4], "silhouette": [0.30, 0.305, 0.20], "bic": [1000.0, 998.5, 990.0]})
+    kw = dict(stability_ari=0.9, n_bootstrap=20, n_clustered=100, n_customers=100)
+    tie = seg.k_choice_checks(tab, 3, **kw).iloc[0]
+    assert tie["verdict"] == "weak" and tie["value"] == pytest.approx(0.005)
+    assert tie["reason"] == ("the silhouette does not separate k = 3 (0.305) from k = 2 (0.300): "
+                             "they differ by 0.005, within the tie tolerance 0.01")
+    clear = seg.k_choice_checks(tab.assign(silhouette=[0.30, 0.40, 0.2]), 3, **kw)
+    assert clear["verdict"].tolist() == ["passes", "passes", "passes"]
+    assert seg.describe_k_choice(3, clear).startswith("k = 3 chosen firmly: silhouette 0.400, 0.100 better")
+    # a better silhouette set aside as unstable is not a firm choice either
+    aside = seg.k_choice_checks(tab.assign(silhouette=[0.45, 0.40, 0.2]), 3, **kw).iloc[0]
+    assert aside["verdict"] == "weak" and "k = 2 has a higher silhouette (0.450 vs 0.400)" in aside["reason"]
+    # mixtures: BIC within 2 is a tie (Kass & Raftery), 8.5 lower is firm
+    assert seg.k_choice_checks(tab, 3, method="gmm", **kw).iloc[0]["verdict"] == "weak"
+    assert seg.k_choice_checks(tab, 4, method="gmm", **kw).iloc[0]["verdict"] == "passes"
+    unstable = seg.k_choice_checks(tab, 3, **{**kw, "stability_ari": 0.84})
+    text = seg.describe_k_choice(3, unstable)
+    assert text == ("k = 3 chosen, but weakly: the silhouette does not separate k = 3 (0.305) from k = 2 "
+                    "(0.300): they differ by 0.005, within the tie tolerance 0.01; mean bootstrap ARI 0.84 over "
+                    "20 refits, below 0.85: resampled customers are often grouped differently.")
+    skipped = seg.k_choice_checks(tab, 3, **{**kw, "n_bootstrap": 0})
+    assert skipped.iloc[1]["verdict"] == "not checked"
+
+
 def test_same_seed_same_segments_and_fixed_k():
     X, _ = _planted_features(seed=3)
     a = seg.CustomerSegmenter(k_range=(2, 5), n_bootstrap=3, random_state=11).fit(X)
@@ -216,6 +289,7 @@ def test_sample_planted_segments_recovered(sample_dir):
     prof = seg.profile_segments(feats, s.labels_)
     names = " | ".join(prof["segment"])
     assert "high-frequency high-value" in names and "discount-seeking" in names
+    assert not s.k_weak_, s.k_checks_   # k = 4: silhouette 0.51 vs 0.45, ARI 0.99, 15 % unclustered
 
 
 def test_silhouette_of_several_labellings_equals_scikit_learn():

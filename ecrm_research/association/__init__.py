@@ -8,6 +8,8 @@ The pipeline, each step a plain DataFrame in and out (as in mlxtend's ``frequent
         ──association_rules──► antecedents, consequents, support, confidence, lift, leverage,
                                conviction, zhangs_metric, count, ...
         ──cross_sell_table / holdout_check / fisher_test / is_redundant
+                              (cross-sell: significant rules, variants of one product set aside
+                               (flag_variants), ranked by expected extra baskets)
 
 :func:`mine_rules` runs the whole chain and returns a :class:`RuleMiningResult`.
 
@@ -52,7 +54,8 @@ Modules (this package only re-exports their public API):
 * :mod:`.rules` — :func:`association_rules`, interest measures, redundancy, Fisher tests;
 * :mod:`.mining` — :func:`mine_rules` and :class:`RuleMiningResult`;
 * :mod:`.auto` — :func:`choose_min_support` (``min_support=None`` in the notebook);
-* :mod:`.crm` — cross-sell tables, holdout checks, export;
+* :mod:`.variants` — variants of one product (colour/size words, stock-code stems);
+* :mod:`.crm` — cross-sell tables and their screening counts, holdout checks, export;
 * :mod:`.synthetic` — :func:`synthetic_baskets`; :mod:`.plots` — the figures.
 
 Examples
@@ -67,8 +70,18 @@ Examples
 1      (milk)     (bread)         1.0
 """
 
+from ..phrasing import format_p_value, share_text  # the tables' and findings' wording, shared by every analysis
 from .auto import SupportChoice, choose_min_support
-from .crm import cross_sell_table, holdout_check, measure_rules, rules_for_export, split_baskets_by_time
+from .crm import (
+    CROSS_SELL_COLUMNS,
+    CROSS_SELL_SCREENS,
+    cross_sell_screening,
+    cross_sell_table,
+    holdout_check,
+    measure_rules,
+    rules_for_export,
+    split_baskets_by_time,
+)
 from .encoding import basket_sizes, encode_baskets, item_frequencies, require_baskets
 from .engines import DEFAULT_MAX_ITEMSETS, DEFAULT_MAX_LEN, ENGINES, available_engines, resolve_engine
 from .itemsets import frequent_itemsets
@@ -76,6 +89,16 @@ from .memory import DEFAULT_MEMORY_SHARE, estimate_itemset_count, estimate_minin
 from .mining import RuleMiningResult, mine_rules
 from .rules import RULE_COLUMNS, association_rules, fisher_test, is_redundant, prune_redundant
 from .synthetic import synthetic_baskets
+from .variants import (
+    COLOUR_WORDS,
+    MODIFIER_WORDS,
+    SIZE_WORDS,
+    code_stem,
+    family_words,
+    flag_variants,
+    item_codes,
+    variant_family,
+)
 
 __all__ = [
     "RULE_COLUMNS",
@@ -98,6 +121,19 @@ __all__ = [
     "prune_redundant",
     "fisher_test",
     "cross_sell_table",
+    "cross_sell_screening",
+    "CROSS_SELL_COLUMNS",
+    "CROSS_SELL_SCREENS",
+    "format_p_value",
+    "share_text",
+    "COLOUR_WORDS",
+    "SIZE_WORDS",
+    "MODIFIER_WORDS",
+    "family_words",
+    "code_stem",
+    "variant_family",
+    "flag_variants",
+    "item_codes",
     "split_baskets_by_time",
     "measure_rules",
     "holdout_check",

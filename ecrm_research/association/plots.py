@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ..phrasing import share_text
+
 __all__ = ["item_frequency_bar", "basket_size_hist", "support_confidence_scatter", "rules_matrix",
            "rules_graph", "top_rules_view", "holdout_lift_scatter"]
 
@@ -161,6 +163,5 @@ def holdout_lift_scatter(check: pd.DataFrame, *, ax: Any = None) -> Any:
         ax.set_yscale("log")
     ax.set_xlabel("lift, mining period")
     ax.set_ylabel("lift, holdout period")
-    held = int(check["holds"].sum())
-    ax.set_title(f"Holdout check: {held:,} of {len(check):,} rules keep lift > 1")
+    ax.set_title(f"Holdout check: {share_text(int(check['holds'].sum()), len(check), 'rules')} keep lift > 1")
     return ax

@@ -15,17 +15,21 @@ are grouped into constructs by a mapping ``{construct: [item, ...]}``:
 4. :func:`mediation_analysis` — indirect, direct and total effects with seeded bootstrap
    percentile intervals, on composite scores and corrected for measurement error;
 5. :func:`relative_importance` — exact Shapley decomposition (general dominance) of R²;
-6. :func:`fit_sem` — measurement + structural model with semopy, standardized paths, fit
-   indices (CFI, TLI, RMSEA and SRMR, computed here) judged against the usual cut-offs;
+6. :func:`fit_sem` — measurement + structural model with semopy, finished to the ML optimum
+   (:mod:`.mlfit`: gradient check, a second optimiser and a restart, the lowest objective kept),
+   with lavaan 0.6's standard errors, std.all with delta-method SEs, and χ², CFI, TLI, RMSEA and
+   SRMR as lavaan computes them, judged against the usual cut-offs; improper or unconverged
+   solutions are warned about (``warnings_``);
 7. :func:`importance_performance` and :func:`lever_ranking` — the IPA map and the expected
    loyalty gain per one-point improvement of each lever;
 8. :func:`stated_vs_actual` — does stated loyalty predict real repurchase (canonical data)?
 
 The code lives in submodules, one concern each: :mod:`.constructs` (the construct mapping),
-:mod:`.scoring`, :mod:`.reliability`, :mod:`.sem` (semopy and fit indices), :mod:`.measurement`
-(CFA), :mod:`.structural` (SEM), :mod:`.drivers`, :mod:`.resampling` (bootstrap covariances),
-:mod:`.mediation`, :mod:`.importance`, :mod:`.repurchase`; figures in :mod:`.plots`. This module
-re-exports their public API.
+:mod:`.scoring`, :mod:`.reliability`, :mod:`.mlfit` (reaching the ML optimum, lavaan's
+inference), :mod:`.sem` (semopy and fit indices), :mod:`.measurement` (CFA), :mod:`.structural`
+(SEM), :mod:`.drivers`, :mod:`.resampling` (bootstrap covariances), :mod:`.mediation`,
+:mod:`.importance`, :mod:`.repurchase`, :mod:`.comparison` (estimators side by side, tables in
+words); figures in :mod:`.plots`. This module re-exports their public API.
 
 Examples
 --------
@@ -37,6 +41,8 @@ Examples
 
 
 from ..exceptions import AnalysisError
+from ..phrasing import format_p_value, p_text
+from .comparison import all_effects, effects_by_method, readable, robustness_paths
 from .constructs import (
     SAMPLE_PREFIXES,
     ConstructSpec,
@@ -55,6 +61,7 @@ from .importance import (
 )
 from .measurement import MeasurementModel, measurement_model, reliability_table
 from .mediation import MediationResult, mediation_analysis
+from .mlfit import GRADIENT_TOLERANCE, MLSolution, parameter_table, reach_ml_optimum
 from .reliability import (
     ItemAnalysis,
     apply_item_review,
@@ -91,6 +98,7 @@ __all__ = [
     "MeasurementModel", "measurement_model", "reliability_table",
     # latent-variable models
     "FIT_THRESHOLDS", "fit_table", "srmr", "SEMResult", "fit_sem", "structural_paths",
+    "GRADIENT_TOLERANCE", "MLSolution", "reach_ml_optimum", "parameter_table",
     # regressions and effects
     "DriverModel", "fit_drivers", "vif", "MediationResult", "mediation_analysis",
     "RelativeImportance", "relative_importance",
@@ -98,4 +106,6 @@ __all__ = [
     "QUADRANT_ACTIONS", "importance_performance", "lever_ranking",
     # stated vs actual
     "RepurchaseCheck", "stated_vs_actual",
+    # side by side, and tables in words
+    "all_effects", "effects_by_method", "robustness_paths", "readable", "format_p_value", "p_text",
 ]

@@ -4,14 +4,15 @@ Fornell-Larcker discriminant validity, and the per-construct reliability table."
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .mlfit import MLSolution, improper_solution
 from .reliability import ItemAnalysis, composite_reliability, fornell_larcker
-from .sem import fit_table, latent_correlations, loadings_table, measurement_description, sem_data, semopy_fit, srmr
+from .sem import fit_table, latent_correlations, loadings_table, measurement_description, sem_data, semopy_fit
 
 
 @dataclass
@@ -20,7 +21,9 @@ class MeasurementModel:
 
     ``loadings``: construct, item, estimate, std_loading, se, p_value. ``summary``: construct,
     composite_reliability, ave. ``latent_corr``: latent correlations. ``fornell_larcker``,
-    ``fit``: see :func:`fornell_larcker` and :func:`fit_table`.
+    ``fit``: see :func:`fornell_larcker` and :func:`fit_table` (with the convergence rows).
+    ``solution``: how the ML optimum was reached (:class:`~.mlfit.MLSolution`); ``warnings_``:
+    plain-words notes on an improper or unconverged solution.
     """
 
     loadings: pd.DataFrame
@@ -30,6 +33,8 @@ class MeasurementModel:
     fit: pd.DataFrame
     n_obs: int
     model: Any = None
+    solution: MLSolution | None = None
+    warnings_: list[str] = field(default_factory=list)
 
 
 def measurement_model(items: pd.DataFrame, constructs: Mapping[str, Sequence[str]], *,
@@ -42,13 +47,15 @@ def measurement_model(items: pd.DataFrame, constructs: Mapping[str, Sequence[str
     every item.
     """
     data, n = sem_data(items, constructs, missing)
-    model, _, table, stats = semopy_fit("\n".join(measurement_description(constructs)), data, missing=missing)
+    model, solution, table, stats = semopy_fit("\n".join(measurement_description(constructs)), data, missing=missing)
     names = list(constructs)
     loadings = loadings_table(table, names)
     summary = composite_reliability(loadings)
     corr = latent_correlations(table, names)
     fl = fornell_larcker(summary.set_index("construct")["ave"], corr)
-    return MeasurementModel(loadings, summary, corr, fl, fit_table(stats, srmr(model)), n, model)
+    notes = improper_solution(table) + ([] if solution.converged else [
+        f"the CFA did not converge (largest gradient {solution.gradient_norm:.2g})"])
+    return MeasurementModel(loadings, summary, corr, fl, fit_table(stats, solution), n, model, solution, notes)
 
 
 def reliability_table(analysis: ItemAnalysis, measurement: MeasurementModel | None = None) -> pd.DataFrame:

@@ -106,9 +106,11 @@ class MediationResult:
     boot: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
     notes: list[str] = field(default_factory=list)
 
-    def effects(self, effect: str = "indirect", method: str = "composite") -> pd.DataFrame:
+    def effects(self, effect: str = "indirect", method: str | None = "composite") -> pd.DataFrame:
+        """The rows of one effect ('indirect', 'direct', 'total') for one method, or every method (None)."""
         s = self.summary
-        return s[(s["effect"] == effect) & (s["method"] == method)].reset_index(drop=True)
+        keep = (s["effect"] == effect) & ((s["method"] == method) if method is not None else True)
+        return s[keep].reset_index(drop=True)
 
 
 def mediation_analysis(scores: pd.DataFrame, drivers: Sequence[str], mediator: str, outcome: str, *,

@@ -1,5 +1,6 @@
-"""The latent-variable structural equation model of the loyalty drivers (semopy): paths,
-loadings, R², standardized direct/indirect/total effects and fit indices."""
+"""The latent-variable structural equation model of the loyalty drivers (semopy, finished to the ML
+optimum): paths, loadings, R², standardized direct/indirect/total effects with delta-method SEs,
+fit indices and convergence, as lavaan 0.6 reports them."""
 
 from __future__ import annotations
 
@@ -13,27 +14,37 @@ import numpy as np
 import pandas as pd
 
 from .constructs import ConstructSpec
-from .sem import fit_table, loadings_table, measurement_description, sem_data, semopy_fit, srmr
+from .mlfit import MLSolution, improper_solution, standardized_vcov, two_sided_p
+from .sem import fit_table, loadings_table, measurement_description, sem_data, semopy_fit
 
 
 @dataclass
 class SEMResult:
-    """Latent-variable structural equation model.
+    """Latent-variable structural equation model, fitted to the ML optimum.
 
     Attributes
     ----------
     paths : DataFrame
-        Structural paths: lval, rval, estimate, std_estimate, se, std_se (approximate:
-        se * std_estimate / estimate), z, p_value.
+        Structural paths: lval, rval, estimate, se, z, p_value (unstandardized, lavaan's
+        expected-information SEs), std_estimate (std.all), std_se, std_z, std_p_value,
+        std_ci_lower, std_ci_upper (delta method, as lavaan's ``standardizedSolution()``).
     loadings : DataFrame
-        construct, item, estimate, std_loading, se, p_value.
+        construct, item, estimate, se, p_value, std_loading, std_se.
     effects : DataFrame
         Standardized direct, indirect (via the mediator) and total effects on the outcome with
-        first-order delta-method (Sobel) standard errors.
+        delta-method standard errors from the joint covariance of the standardized paths.
     fit : DataFrame
-        Fit indices with thresholds (:func:`fit_table`).
+        Fit indices with thresholds, then objective, gradient_norm, converged, optimiser
+        (:func:`fit_table`).
     r2 : dict
         R² of the endogenous latent variables.
+    parameters : DataFrame
+        Every parameter (:func:`~.mlfit.parameter_table`).
+    solution : MLSolution
+        How the optimum was reached: the runs compared (``convergence``), the kept optimiser.
+    warnings_ : list of str
+        Plain-words warnings: improper solution (negative variance, standardized value beyond
+        ±1, R² of practically 1), no convergence, no identification. Empty when the fit is clean.
     """
 
     paths: pd.DataFrame
@@ -44,11 +55,35 @@ class SEMResult:
     description: str
     n_obs: int
     model: Any = None
-    notes: list[str] = field(default_factory=list)
+    parameters: pd.DataFrame = field(default_factory=pd.DataFrame)
+    solution: MLSolution | None = None
+    warnings_: list[str] = field(default_factory=list)
 
     @property
     def summary(self) -> pd.DataFrame:
         return self.paths
+
+    @property
+    def convergence(self) -> pd.DataFrame:
+        """The optimiser runs compared: optimiser, objective, gradient_norm, chi2, kept."""
+        return self.solution.attempts if self.solution is not None else pd.DataFrame()
+
+    @property
+    def optimiser(self) -> str:
+        return self.solution.optimiser if self.solution is not None else ""
+
+    @property
+    def objective(self) -> float:
+        """F_ML at the solution (2 × lavaan's ``fmin``)."""
+        return self.solution.objective if self.solution is not None else math.nan
+
+    @property
+    def gradient_norm(self) -> float:
+        return self.solution.gradient_norm if self.solution is not None else math.nan
+
+    @property
+    def converged(self) -> bool:
+        return bool(self.solution is not None and self.solution.converged)
 
 
 def structural_paths(spec: ConstructSpec) -> dict[str, list[str]]:
@@ -59,7 +94,7 @@ def structural_paths(spec: ConstructSpec) -> dict[str, list[str]]:
 
 def fit_sem(items: pd.DataFrame, constructs: Mapping[str, Sequence[str]], paths: Mapping[str, Sequence[str]], *,
             mediator: str | None = None, outcome: str | None = None, missing: str = "pairwise") -> SEMResult:
-    """Fit a measurement + structural model with semopy (ML).
+    """Fit a measurement + structural model by maximum likelihood (semopy, finished to the optimum).
 
     Parameters
     ----------
@@ -80,26 +115,44 @@ def fit_sem(items: pd.DataFrame, constructs: Mapping[str, Sequence[str]], paths:
 
     Notes
     -----
-    Standardized estimates are semopy's ``Est. Std`` (latent and observed variances set to 1);
-    p-values are those of the unstandardized estimates (z tests), as lavaan reports them.
+    semopy's SLSQP can stop short of the ML optimum on ill-conditioned surveys (two constructs
+    almost the same); :func:`~.mlfit.reach_ml_optimum` checks the gradient, runs a second
+    optimiser and a restart, and keeps the lowest objective. With complete answers the estimates,
+    standard errors (expected information), std.all with delta-method SEs, χ², CFI, TLI, RMSEA and
+    SRMR are lavaan 0.6's (``sem(model, data)`` with its defaults). An improper or unconverged
+    solution is warned about and listed in ``warnings_``.
     """
     desc = sem_description(constructs, paths)
     data, n = sem_data(items, constructs, missing)
-    model, _, table, stats = semopy_fit(desc, data, missing=missing)
+    model, solution, table, stats = semopy_fit(desc, data, missing=missing)
     names = list(constructs)
     paths_df = _path_table(table, names)
     loadings = loadings_table(table, names)
     r2 = _latent_r2(table, paths)
-    effects = _sem_effects(paths_df, paths, mediator, outcome) if mediator and outcome else pd.DataFrame()
-    fit = fit_table(stats, srmr(model))
-    notes = []
-    improper = _improper_solution_note(r2, loadings)
+    effects = (_sem_effects(table, standardized_vcov(model, solution), paths, mediator, outcome)
+               if mediator and outcome else pd.DataFrame())
+    fit = fit_table(stats, solution)
+    problems = sem_warnings(table, r2, solution)
+    for text in problems:
+        warnings.warn(text, stacklevel=2)
+    return SEMResult(paths_df, loadings, effects, fit, r2, desc, n, model, table, solution, problems)
+
+
+def sem_warnings(table: pd.DataFrame, r2: Mapping[str, float], solution: MLSolution) -> list[str]:
+    """Sentences for ``SEMResult.warnings_``: an improper solution, no convergence, no identification."""
+    out = []
+    improper = improper_solution(table)
+    near_one = [f"{lv} {v:.3f}" for lv, v in r2.items() if 0.995 < v <= 1]
+    if near_one:
+        improper.append("R² of practically 1: " + ", ".join(near_one))
     if improper:
-        notes.append(improper)
-        warnings.warn("The SEM has an improper solution (a standardized loading above 1 or an R² outside "
-                      "[0, 1], a 'Heywood case'); its estimates are unreliable. Usual causes: two constructs "
-                      "that are almost the same (see HTMT) or a construct with two weak items.", stacklevel=2)
-    return SEMResult(paths_df, loadings, effects, fit, r2, desc, n, model, notes)
+        out.append("The SEM has an improper solution (" + "; ".join(improper) + "), a 'Heywood case': its "
+                   "estimates are unreliable. Usual causes: two constructs that are almost the same (see HTMT) "
+                   "or a construct with two weak items.")
+    if not solution.converged:
+        why = "; ".join(solution.notes) or f"largest gradient {solution.gradient_norm:.2g} after all optimisers"
+        out.append(f"The SEM fit did not converge to a minimum ({why}): do not interpret its estimates.")
+    return out
 
 
 def sem_description(constructs: Mapping[str, Sequence[str]], paths: Mapping[str, Sequence[str]]) -> str:
@@ -112,11 +165,10 @@ def sem_description(constructs: Mapping[str, Sequence[str]], paths: Mapping[str,
 
 
 def _path_table(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
-    """The regressions among latent variables, with approximate standardized SEs (se * std_estimate / estimate)."""
-    st = table[(table["op"] == "~") & table["lval"].isin(names) & table["rval"].isin(names)].copy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        st["std_se"] = (st["se"] * st["std_estimate"] / st["estimate"]).abs()
-    return st[["lval", "rval", "estimate", "std_estimate", "se", "std_se", "z", "p_value"]].reset_index(drop=True)
+    """The regressions among latent variables, unstandardized and standardized with their SEs."""
+    st = table[(table["op"] == "~") & table["lval"].isin(names) & table["rval"].isin(names)]
+    return st[["lval", "rval", "estimate", "se", "z", "p_value", "std_estimate", "std_se", "std_z", "std_p_value",
+               "std_ci_lower", "std_ci_upper"]].reset_index(drop=True)
 
 
 def _latent_r2(table: pd.DataFrame, endogenous: Iterable[str]) -> dict[str, float]:
@@ -129,53 +181,45 @@ def _latent_r2(table: pd.DataFrame, endogenous: Iterable[str]) -> dict[str, floa
     return r2
 
 
-def _sem_effects(paths_df: pd.DataFrame, paths: Mapping[str, Sequence[str]], mediator: str,
+def _sem_effects(table: pd.DataFrame, std_vcov: np.ndarray, paths: Mapping[str, Sequence[str]], mediator: str,
                  outcome: str) -> pd.DataFrame:
-    """Standardized indirect (via the mediator), direct and total effects on the outcome, Sobel SEs."""
-    p = paths_df.set_index(["lval", "rval"])
-    b = p.loc[(outcome, mediator)] if (outcome, mediator) in p.index else None
+    """Standardized indirect (via the mediator), direct and total effects on the outcome.
+
+    indirect = a·b, direct = c', total = a·b + c' on the std.all paths; each SE is the delta method
+    sqrt(g' C g), g the gradient of the effect in the standardized paths and C their joint covariance
+    (so the covariance of a and b counts, unlike Sobel's formula).
+    """
+    rows_of = {(r.lval, r.rval): i for i, r in enumerate(table.itertuples()) if r.op == "~"}
+    s = table["std_estimate"].to_numpy(float)
+    b = rows_of.get((outcome, mediator))
     drivers = list(dict.fromkeys(list(paths.get(mediator, []))
                                  + [r for r in paths.get(outcome, []) if r != mediator]))
     rows = []
     for x in drivers:
-        rows.extend(_driver_effects(p, x, mediator, outcome, b))
+        a, c = rows_of.get((mediator, x)), rows_of.get((outcome, x))
+        parts = []
+        if a is not None and b is not None:
+            parts.append(("indirect", s[a] * s[b], {a: s[b], b: s[a]}))
+        if c is not None:
+            parts.append(("direct", s[c], {c: 1.0}))
+        if parts:
+            grad: dict[int, float] = {}
+            for _, _, g in parts:
+                for k, v in g.items():
+                    grad[k] = grad.get(k, 0.0) + v
+            parts.append(("total", sum(p[1] for p in parts), grad))
+        rows += [_effect_row(x, eff, est, g, std_vcov) for eff, est, g in parts]
     if b is not None:
-        rows.append({"driver": mediator, "effect": "total", "std_estimate": b["std_estimate"],
-                     "std_se": b["std_se"], "ci_lower": b["std_estimate"] - 1.96 * b["std_se"],
-                     "ci_upper": b["std_estimate"] + 1.96 * b["std_se"], "p_value": b["p_value"]})
+        rows.append(_effect_row(mediator, "total", s[b], {b: 1.0}, std_vcov))
     return pd.DataFrame(rows)
 
 
-def _driver_effects(p: pd.DataFrame, x: str, mediator: str, outcome: str, b: pd.Series | None) -> list[dict]:
-    """Effect rows of one driver: indirect = a b (delta-method SE), direct = c', total = a b + c'."""
-    a = p.loc[(mediator, x)] if (mediator, x) in p.index else None
-    c = p.loc[(outcome, x)] if (outcome, x) in p.index else None
-    ind = ind_se = 0.0
-    if a is not None and b is not None:
-        ind = a["std_estimate"] * b["std_estimate"]
-        ind_se = math.sqrt((b["std_estimate"] * a["std_se"]) ** 2 + (a["std_estimate"] * b["std_se"]) ** 2)
-    d, d_se = (c["std_estimate"], c["std_se"]) if c is not None else (0.0, 0.0)
-    rows = []
-    for eff, est, se in (("indirect", ind, ind_se), ("direct", d, d_se), ("total", ind + d, math.nan)):
-        if eff == "indirect" and a is None:
-            continue
-        if eff == "direct" and c is None:
-            continue
-        z = est / se if se and np.isfinite(se) and se > 0 else np.nan
-        rows.append({"driver": x, "effect": eff, "std_estimate": est, "std_se": se,
-                     "ci_lower": est - 1.96 * se if np.isfinite(se) else np.nan,
-                     "ci_upper": est + 1.96 * se if np.isfinite(se) else np.nan,
-                     "p_value": float(2 * (1 - _norm_cdf(abs(z)))) if np.isfinite(z) else np.nan})
-    return rows
-
-
-def _improper_solution_note(r2: Mapping[str, float], loadings: pd.DataFrame) -> str | None:
-    """A note when the solution is improper (an R² outside [0, 0.995] or a standardized loading above 1)."""
-    bad = [lv for lv, v in r2.items() if not (0 <= v <= 0.995)]
-    if bad or (loadings["std_loading"].abs() > 1).any():
-        return f"improper solution: R² of {bad} at or beyond 1" if bad else "improper solution: loading > 1"
-    return None
-
-
-def _norm_cdf(z: float) -> float:
-    return 0.5 * (1 + math.erf(z / math.sqrt(2)))
+def _effect_row(driver: str, effect: str, est: float, grad: Mapping[int, float], std_vcov: np.ndarray) -> dict:
+    """One effect with its delta-method SE, 95% interval and two-sided p-value."""
+    idx = np.array(list(grad), int)
+    g = np.array(list(grad.values()), float)
+    se = float(np.sqrt(max(g @ std_vcov[np.ix_(idx, idx)] @ g, 0.0)))
+    z = est / se if se > 0 else math.nan
+    return {"driver": driver, "effect": effect, "std_estimate": float(est), "std_se": se,
+            "ci_lower": est - 1.96 * se, "ci_upper": est + 1.96 * se,
+            "p_value": float(two_sided_p(z)) if np.isfinite(z) else math.nan}

@@ -272,6 +272,9 @@ class BasketData:
     quarantine : DataFrame or None
         The rows cleaning set aside (:attr:`ecrm_research.data.quality.CleanResult.quarantine`:
         table, row, reason, key columns); None for basket files (their exclusions are counts).
+    products : DataFrame or None
+        ``product_id`` [, ``product_name``] of the cleaned products table, so item labels can be
+        traced back to stock codes (e.g. for the variant check of cross-selling); None for basket files.
     """
 
     baskets: pd.DataFrame
@@ -281,6 +284,7 @@ class BasketData:
     exclusions: pd.DataFrame
     policy: list[str] = field(default_factory=list)
     quarantine: pd.DataFrame | None = None
+    products: pd.DataFrame | None = None
 
     @property
     def n_baskets(self) -> int:
@@ -331,7 +335,7 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
     ds.require(["canonical", "lines", "baskets"], "association")
     fmt, source = ds.format, str(ds.source)
     descr: list[str] = []
-    quarantine = None
+    quarantine = products = None
     if fmt == "baskets":
         b, rows = _file_baskets(ds, item_level=item_level, basket_by=basket_by, hierarchy=hierarchy)
     else:
@@ -341,13 +345,15 @@ def load_baskets(data: Any = None, data_format: str | None = None, mapping: Any 
         n_lines = len(tables["order_items"])
         # called from here (not from a helper): its warning's stacklevel points at this function
         b = baskets_from_orders(tables, item_level=item_level, basket_by=basket_by, window=window)
-        del tables
+        prod = tables["products"]
+        products = prod[[c for c in ("product_id", "product_name") if c in prod.columns]].copy()
+        del tables, prod
         _free(n_lines)
     if hierarchy is not None:
         b = aggregate_items(b, hierarchy, hierarchy_level)
     excl = pd.DataFrame(rows, columns=["step", "reason", "rows"])
     return BasketData(baskets=b, format=fmt, source=source, has_timestamps=fmt != "baskets", exclusions=excl,
-                      policy=descr, quarantine=quarantine)
+                      policy=descr, quarantine=quarantine, products=products)
 
 
 def _file_baskets(ds: Any, *, item_level: str, basket_by: str, hierarchy: Any

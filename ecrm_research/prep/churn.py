@@ -12,7 +12,7 @@ import pyarrow as pa
 
 from ..data.keys import arrow_strings, key_codes, key_isin, key_positions, key_runs
 from ..data.schema import ID
-from ..exceptions import AnalysisError
+from ..exceptions import AnalysisError, DataError
 from .churn_data import UNITS_PER_YEAR, ChurnData, finish_churn_labels
 from .rules import (
     REGISTRATION_ATTRIBUTES,
@@ -25,7 +25,7 @@ from .rules import (
     status_codes,
 )
 
-__all__ = ["ChurnData", "UNITS_PER_YEAR", "label_churn", "prepare_customer_table", "coerce_event"]
+__all__ = ["ChurnData", "UNITS_PER_YEAR", "coerce_event", "event_coding", "label_churn", "prepare_customer_table"]
 
 
 def _as_arrow_text(ids: pd.Series):
@@ -386,34 +386,106 @@ _FALSE = {"0", "0.0", "false", "no", "n", "f"}
 
 
 
-def coerce_event(series: pd.Series, name: str = "event") -> pd.Series:
-    """Event indicator as float 0/1 (NaN where missing) from 0/1, booleans or yes/no text.
+#: Per coding of :func:`event_coding`: the churned value, the censored value, and the coding in words.
+_EVENT_VALUES = {"0/1": ("1", "0", "coded 0/1"), "1/2": ("2", "1", "coded 1/2 as in R's Surv"),
+                 "true/false": ("true", "false", "coded true/false"),
+                 "yes/no": ("yes", "no", "coded yes/no")}
+
+
+def _values_with_counts(values: pd.Series, limit: int = 10) -> str:
+    """``'0' (141), '1' (5,033), '2' (1,869)``: the distinct non-missing values, most frequent first."""
+    counts = values.dropna().value_counts(sort=False)
+    counts = counts.iloc[np.argsort(-counts.to_numpy(), kind="stable")]
+    shown = ", ".join(f"{v!r} ({n:,})" if isinstance(v, str) else f"{v} ({n:,})"
+                      for v, n in counts.iloc[:limit].items())
+    return shown + (f" and {len(counts) - limit:,} more value(s)" if len(counts) > limit else "")
+
+
+def _numeric_coding(values: pd.Series) -> str | None:
+    """R's ``Surv`` rule for numbers: ``"1/2"`` when the largest value is 2 and every value is 1 or 2,
+    ``"0/1"`` when every value is 0 or 1, else None."""
+    v = values.dropna()
+    if len(v) and v.max() == 2 and v.isin([1, 2]).all():
+        return "1/2"
+    return "0/1" if v.isin([0, 1]).all() else None
+
+
+def _text_numbers(s: pd.Series) -> pd.Series | None:
+    """The numbers of a text column whose every non-blank value is a number, else None."""
+    num = pd.to_numeric(s, errors="coerce")
+    return num if bool((num.notna() == s.notna()).all()) else None
+
+
+def event_coding(series: pd.Series, name: str = "event", *, source: str | None = None) -> str:
+    """How an event (churned?) column is coded; every other coding is an error.
+
+    Parameters
+    ----------
+    series : Series
+        The event column as read.
+    name : str
+        Its name, for the message.
+    source : str, optional
+        The file it comes from, for the message.
+
+    Returns
+    -------
+    str
+        ``"0/1"`` (1 = churned, 0 = censored), ``"1/2"`` (R's ``Surv`` convention: 2 = churned,
+        1 = censored; chosen as R does, when the largest value is 2), ``"true/false"``
+        (booleans) or ``"yes/no"`` (text: yes/no, true/false, y/n, t/f, 1/0, churned).
 
     Raises
     ------
-    AnalysisError
-        When a value is none of these, echoing the values found.
+    DataError
+        Any other values (0/1/2, 3/4, 'maybe'...): the message lists the values found with
+        their counts and how to recode them.
     """
     if pd.api.types.is_bool_dtype(series):
-        return series.astype("Float64").astype(float)
+        return "true/false"
     if pd.api.types.is_numeric_dtype(series):
-        bad = series.notna() & ~series.isin([0, 1])
-        if bad.any():
-            raise AnalysisError(f"Event column '{name}' must be 0/1, true/false or yes/no; it has "
-                                f"{int(bad.sum()):,} other value(s) (first: {series[bad].iloc[0]!r}).")
-        return series.astype(float)
-    s = series.astype("string").str.strip().str.lower()
-    s = s.mask(s == "")
-    out = pd.Series(np.nan, index=series.index)
-    out[s.isin(_TRUE).fillna(False).to_numpy(bool)] = 1.0
-    out[s.isin(_FALSE).fillna(False).to_numpy(bool)] = 0.0
-    bad = s.notna() & out.isna()
-    if bad.any():
-        vals = sorted(map(str, series[bad].unique()))[:5]
-        raise AnalysisError(f"Event column '{name}' must be 0/1, true/false or yes/no; it has "
-                            f"{int(bad.sum()):,} other value(s): {vals}. Map them to yes/no first.")
-    return out
+        coding, shown = _numeric_coding(series), series
+    else:
+        s = series.astype("string").str.strip().str.lower()
+        s = s.mask(s == "")
+        num = _text_numbers(s)
+        if num is not None:
+            coding = _numeric_coding(num)
+        else:
+            known = s.isin(_TRUE | _FALSE).fillna(False).to_numpy(bool)
+            coding = "yes/no" if bool((known | s.isna().to_numpy(bool)).all()) else None
+        shown = series.astype("string").str.strip().mask(lambda x: x == "")
+    if coding is not None:
+        return coding
+    where = f"{source}: " if source else ""
+    raise DataError(f"{where}event column '{name}' must be 0/1, true/false or yes/no, or 1/2 as in R's Surv; "
+                    f"it holds {_values_with_counts(shown)}. Recode it in the file: map the values to 0/1 "
+                    f"(1 = churned, 0 = still a customer) or 1/2 (2 = churned, 1 = still a customer, R's Surv "
+                    f"convention), or to yes/no.", source=source, column=str(name),
+                    n_rows=int(series.notna().sum()), example=shown.dropna().iloc[0] if shown.notna().any() else None)
 
+
+def coerce_event(series: pd.Series, name: str = "event", *, source: str | None = None) -> pd.Series:
+    """Event indicator as float 0/1 (1 = churned; NaN where missing) from any coding
+    :func:`event_coding` accepts (0/1, R's 1/2 with 2 = churned, booleans, yes/no text).
+
+    Raises
+    ------
+    DataError
+        Any other coding, echoing the values found (see :func:`event_coding`).
+    """
+    coding = event_coding(series, name, source=source)
+    if coding == "true/false":
+        return series.astype("Float64").astype(float)
+    if coding == "yes/no":
+        s = series.astype("string").str.strip().str.lower()
+        out = pd.Series(np.nan, index=series.index)
+        out[s.isin(_TRUE).fillna(False).to_numpy(bool)] = 1.0
+        out[s.isin(_FALSE).fillna(False).to_numpy(bool)] = 0.0
+        return out
+    num = series.astype(float) if pd.api.types.is_numeric_dtype(series) else \
+        pd.to_numeric(series.astype("string").str.strip().mask(lambda x: x == ""), errors="coerce").astype(float)
+    return num - 1.0 if coding == "1/2" else num
 
 
 def _numeric_text(s: pd.Series, min_share: float = 0.9) -> pd.Series | None:
@@ -461,7 +533,9 @@ def prepare_customer_table(
     duration_col : str
         Time observed so far (tenure) for active customers, time to churn for churners.
     event_col : str
-        Churned? 0/1, boolean, or yes/no / true/false text.
+        Churned? 0/1 (1 = churned), 1/2 as in R's ``Surv`` (2 = churned, 1 = censored), boolean,
+        or yes/no / true/false text (see :func:`event_coding`); the coding used is stated in
+        ``accounting`` and ``definition``.
     covariates : list of str, optional
         Model covariates. Default: every other column except identifiers (``id_col``, or a
         column named ``*id``/``*key`` with unique values, or a unique text column).
@@ -495,6 +569,7 @@ def prepare_customer_table(
     covariates = _covariate_columns(df, covariates, {duration_col, event_col, id_col}, value_col)
     notes = _convert_numeric_text(df, set(covariates) | ({value_col} if value_col else set()) | {duration_col})
     duration = pd.to_numeric(df[duration_col], errors="coerce").astype(float)
+    coding = event_coding(df[event_col], event_col)
     event = coerce_event(df[event_col], event_col)
     acct.extend(notes)
     keep, dropped = _rows_at_risk(duration, event, duration_col, event_col)
@@ -507,12 +582,15 @@ def prepare_customer_table(
         out[c] = df.loc[keep, c].to_numpy() if not isinstance(df[c].dtype, pd.CategoricalDtype) \
             else df.loc[keep, c].reset_index(drop=True).to_numpy()
     acct.append(accounting_row("customers analysed", len(out), "one row each"))
-    acct.append(accounting_row("churned (event = 1)", int(out["event"].sum()), f"{event_col} = yes"))
-    acct.append(accounting_row("right-censored (event = 0)", int((out["event"] == 0).sum()),
-                                "still a customer at the end of data"))
+    churned_value, censored_value, how = _EVENT_VALUES[coding]
+    n_churned, n_censored = int(out["event"].sum()), int((out["event"] == 0).sum())
+    acct.append(accounting_row("churned (event = 1)", n_churned, f"{event_col} = {churned_value} ({how})"))
+    acct.append(accounting_row("right-censored (event = 0)", n_censored,
+                                f"{event_col} = {censored_value}: still a customer at the end of data"))
     definition = (f"Customer table: '{duration_col}' ({unit}) is the time from joining to churning for churners "
-                  f"('{event_col}' = yes, event) and the time observed so far for current customers "
-                  f"(right-censored at the end of data).")
+                  f"('{event_col}' = {churned_value}, event) and the time observed so far for current customers "
+                  f"(right-censored at the end of data). Event column '{event_col}' {how}: "
+                  f"{churned_value} = churned ({n_churned:,}), {censored_value} = censored ({n_censored:,}).")
     return ChurnData(frame=out, covariates=list(covariates), unit=unit, accounting=pd.DataFrame(acct),
                      definition=definition)
 

@@ -27,6 +27,7 @@ from typing import Any
 from .. import paths
 from ..data.dataset import Dataset, load_dataset
 from ..exceptions import DataError, FormatError, ParameterError
+from ..prep.churn import event_coding
 from .notebooks import (
     check_output_folder,
     check_parameter_values,
@@ -120,7 +121,9 @@ def _unfit_reason(name: str, accepted: Sequence[str], ds: Dataset) -> str | None
 
 
 def _check_customer_table(ds: Dataset, given: Mapping[str, Any]) -> None:
-    """Churn on a customer table needs duration_col and event_col naming columns of the file."""
+    """Churn on a customer table needs duration_col and event_col naming columns of the file, and
+    an event column coded as :func:`~ecrm_research.prep.churn.event_coding` accepts (0/1, 1/2 as in
+    R's Surv, true/false, yes/no)."""
     columns = [str(c) for c in ds.frame.columns] if ds.frame is not None else []
     for key, example in (("duration_col", "tenure"), ("event_col", "churned")):
         value = given.get(key)
@@ -132,6 +135,8 @@ def _check_customer_table(ds: Dataset, given: Mapping[str, Any]) -> None:
             raise ParameterError(
                 f"-p {key} {value!r}: {ds.source} has no column {value!r}; its columns: "
                 f"{', '.join(columns[:30])}.", allowed=columns)
+    event_col = str(given["event_col"])
+    event_coding(ds.frame[ds.frame.columns[columns.index(event_col)]], event_col, source=str(ds.source))
 
 
 def check_data(names: Sequence[str], given: Mapping[str, Any], *, explicit: bool,

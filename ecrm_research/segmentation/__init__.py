@@ -8,7 +8,7 @@ are used when present)::
     tables ─► rfm_table ─► rfm_scores (quintiles, named RFM segments)
        │                       │
        └► customer_features ─► CustomerSegmenter (log1p + standardise, KMeans / GMM, k chosen
-                               by elbow, silhouette, BIC and bootstrap stability)
+                               by elbow, silhouette, BIC and bootstrap stability; k_checks_ flag a weak k)
                                    │
                                    └► profile_segments ─► segment_playbook ─► campaign_lists
     rfm ─► value_tiers (mature / growth / development), historical_clv
@@ -42,8 +42,11 @@ Modules
                  :func:`require_customers` (at least :data:`MIN_CUSTOMERS` customers, else a clear error)
 ``clustering``   :class:`CustomerSegmenter`, :data:`DEFAULT_FEATURES`, :data:`OPTIONAL_FEATURES`,
                  :data:`UNCLUSTERED`
-``k_selection``  the criteria for k: inertia elbow, silhouette of several labellings at once
-``profiles``     :func:`profile_segments` (with automatic names), :func:`outlier_summary`
+``k_selection``  the criteria for k: inertia elbow, silhouette of several labellings at once; whether the
+                 chosen k is weak (:func:`k_choice_checks`: silhouette/BIC tie, bootstrap ARI < 0.85, more
+                 than half the customers not clustered; :func:`describe_k_choice`)
+``profiles``     :func:`profile_segments` with names built from the z-scores by :data:`NAME_RULES`
+                 (:func:`segment_name_rules` lists them), :func:`outlier_summary`
 ``value``        :func:`value_tiers`, :data:`VALUE_TIER_RULES`, :func:`historical_clv`, :func:`customer_segments`
 ``playbook``     :func:`segment_playbook`, :func:`campaign_lists`
 ``plots``        the figures
@@ -52,8 +55,9 @@ Modules
 from __future__ import annotations
 
 from .clustering import DEFAULT_FEATURES, OPTIONAL_FEATURES, UNCLUSTERED, CustomerSegmenter
+from .k_selection import describe_k_choice, k_choice_checks
 from .playbook import campaign_lists, segment_playbook
-from .profiles import outlier_summary, profile_segments
+from .profiles import NAME_RULES, outlier_summary, profile_segments, segment_name_rules
 from .rfm import MIN_CUSTOMERS, RFM_SEGMENT_RULES, require_customers, rfm_scores, rfm_segment
 from .value import VALUE_TIER_RULES, customer_segments, historical_clv, value_tiers
 
@@ -62,4 +66,5 @@ __all__ = [
     "MIN_CUSTOMERS", "require_customers",
     "rfm_scores", "rfm_segment", "outlier_summary", "CustomerSegmenter", "profile_segments", "value_tiers",
     "historical_clv", "segment_playbook", "campaign_lists", "customer_segments",
+    "NAME_RULES", "segment_name_rules", "k_choice_checks", "describe_k_choice",
 ]

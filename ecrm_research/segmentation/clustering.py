@@ -20,7 +20,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from ..exceptions import AnalysisError, ParameterError
-from .k_selection import elbow_k, silhouette_scores
+from .k_selection import describe_k_choice, elbow_k, k_choice_checks, silhouette_scores
 
 #: Default clustering features: *how* customers buy — how often while active, how much per
 #: order, how price-sensitive — rather than totals (which mostly measure tenure) or recency
@@ -109,7 +109,23 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
     n_clustered_ : int
         Customers that were clustered.
     diagnostics_ : list of str
-        Warnings raised while fitting (tiny clusters, unstable k, ...).
+        Warnings raised while fitting (tiny clusters, unstable k, a weak k, ...).
+    stability_ari_, stability_sd_ : float
+        Mean and sd of the bootstrap ARI of the chosen k (from ``k_selection_``, or ``n_bootstrap``
+        refits of the fixed k; NaN when ``n_bootstrap = 0``).
+    k_checks_ : DataFrame
+        :func:`~ecrm_research.segmentation.k_selection.k_choice_checks`: is the choice of k firm
+        or weak (silhouette/BIC tie, bootstrap ARI < 0.85, more than half the customers not
+        clustered), each check with its verdict and reason.
+    k_weak_ : bool
+        Whether any check of ``k_checks_`` says weak.
+    k_choice_ : str
+        ``'weak'``, ``'firm'`` (every check passes) or ``'partly checked'`` (none weak, some not
+        made: k fixed by the user, ``n_bootstrap = 0``).
+    k_summary_ : str
+        ``"k = 3 chosen, but weakly: ..."``, ``"k = 4 chosen firmly: ..."`` or ``"k = 3 chosen; no
+        check found it weak: ... (not checked: ...)"``
+        (:func:`~ecrm_research.segmentation.k_selection.describe_k_choice`).
 
     Notes
     -----
@@ -392,7 +408,41 @@ class CustomerSegmenter(BaseEstimator, ClusterMixin):
         else:
             self.silhouette_ = float(self.k_selection_.set_index("k").loc[self.n_clusters_, "silhouette"]) \
                 if len(self.k_selection_) else np.nan
+        self._check_k(Z, len(X))
         return self
+
+    def _check_k(self, Z: np.ndarray, n_customers: int) -> None:
+        """Stability of the chosen k (measured here when k was fixed) and the weak-k checks."""
+        if len(self.k_selection_):
+            row = self.k_selection_.set_index("k").loc[self.n_clusters_]
+            self.stability_ari_, self.stability_sd_ = float(row["stability_ari"]), float(row["stability_sd"])
+        elif int(self.n_bootstrap) and 1 < self.n_clusters_ < len(Z):
+            n = len(Z)
+            rng = np.random.default_rng(self.random_state)
+            Zs = Z[np.sort(rng.choice(n, self.max_fit_rows, replace=False))] if n > self.max_fit_rows else Z
+            bar = None
+            if self.progress:
+                from tqdm.auto import tqdm  # lazy: tqdm.auto imports IPython to detect a notebook; only for a bar
+
+                bar = tqdm(total=int(self.n_bootstrap), desc=f"stability of k = {self.n_clusters_}", unit="fit")
+            with threadpool_limits(1):
+                ref = self.model_.predict(Zs)
+                aris = self._bootstrap_aris(Zs, self.n_clusters_, ref, max(1, self.n_init // 3), bar)
+            if bar is not None:
+                bar.close()
+            self.stability_ari_, self.stability_sd_ = float(np.mean(aris)), float(np.std(aris))
+        else:
+            self.stability_ari_ = self.stability_sd_ = np.nan
+        self.k_checks_ = k_choice_checks(
+            self.k_selection_, self.n_clusters_, method=self.method, stability_ari=self.stability_ari_,
+            n_bootstrap=int(self.n_bootstrap), n_clustered=self.n_clustered_, n_customers=n_customers,
+            min_orders=self.min_orders)
+        self.k_weak_ = bool((self.k_checks_["verdict"] == "weak").any())
+        self.k_choice_ = "weak" if self.k_weak_ else (
+            "firm" if (self.k_checks_["verdict"] == "passes").all() else "partly checked")
+        self.k_summary_ = describe_k_choice(self.n_clusters_, self.k_checks_)
+        if self.k_weak_:
+            self.diagnostics_.append(self.k_summary_)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Cluster id (0 = largest training cluster; -1 = fewer than ``min_orders``) per row."""

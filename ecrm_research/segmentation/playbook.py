@@ -23,8 +23,14 @@ _PLAYBOOK = (
      "VIP tier, early access, free delivery", "app push + e-mail", "most of the revenue: keep them"),
     (("high-frequency",), "raise order value", "bundles and cross-sell recommendations", "app push",
      "they already come often"),
+    (("fast-repeat",), "raise order value", "bundles and cross-sell recommendations", "app push",
+     "they already come back quickly"),
+    (("big-order",), "raise purchase frequency", "replenishment reminders, loyalty points per order", "e-mail",
+     "big orders, but not often enough"),
+    (("slow-repeat",), "raise purchase frequency", "replenishment reminders, loyalty points per order", "e-mail",
+     "long gaps between orders"),
     (("high-value",), "raise purchase frequency", "replenishment reminders, loyalty points per order", "e-mail",
-     "big baskets, but rare"),
+     "they spend a lot; each extra order multiplies it"),
     (("active",), "turn new activity into a habit", "welcome series with a second-order incentive", "e-mail + app push",
      "recent customers: the second order matters most"),
     ((), "develop at low cost", "newsletter with seasonal best-sellers", "e-mail",
@@ -35,11 +41,12 @@ _PLAYBOOK = (
 def segment_playbook(profiles: pd.DataFrame) -> pd.DataFrame:
     """Goal, offer and channel (e-mail / SMS / app push) per segment.
 
-    The rules read the words of the segment name (see :func:`profile_segments`), first match wins:
-    fewer than N orders (not clustered) → second-order incentive; lapsed high-value → win-back;
-    lapsed → cheap reactivation; discount-seeking → targeted coupons; high-frequency high-value →
-    VIP retention; high-frequency → cross-sell; high-value → frequency; active → second-order habit;
-    otherwise low-cost development.
+    The rules read the words of the segment name (see :func:`profile_segments` and
+    :data:`~ecrm_research.segmentation.profiles.NAME_RULES`), first match wins: fewer than N orders
+    (not clustered) → second-order incentive; lapsed high-value → win-back; lapsed → cheap
+    reactivation; discount-seeking → targeted coupons; high-frequency high-value → VIP retention;
+    high-frequency or fast-repeat → cross-sell (raise order value); big-order, slow-repeat or
+    high-value → raise purchase frequency; active → second-order habit; otherwise low-cost development.
 
     Returns
     -------
@@ -48,7 +55,7 @@ def segment_playbook(profiles: pd.DataFrame) -> pd.DataFrame:
     """
     rows = []
     for p in profiles.itertuples(index=False):
-        words = set(re.sub(r" \(\d+\)$", "", p.segment).split())
+        words = set(re.sub(r" \([^)]*\)$", "", p.segment).split())
         # the last rule needs no word, so a rule always matches
         goal, offer, channel, why = next(rule[1:] for rule in _PLAYBOOK if set(rule[0]) <= words)
         rows.append({"segment": p.segment, "cluster": p.cluster, "n_customers": p.n_customers,

@@ -12,6 +12,8 @@ import pandas as pd
 import seaborn as sns
 from sklearn.decomposition import PCA
 
+from .profiles import segment_name_rules
+
 
 def _ax(ax, figsize=(6, 4)):
     if ax is None:
@@ -83,17 +85,35 @@ def plot_rfm_distributions(rfm: pd.DataFrame, *, figsize=(12, 3.2)) -> plt.Figur
     return fig
 
 
+def _name_words(words: Sequence[str]) -> str:
+    """``['high-frequency', 'mid-frequency', 'low-frequency']`` → ``'high/mid/low-frequency'``."""
+    groups: dict[str, list[str]] = {}
+    for w in words:
+        head, _, tail = w.partition("-")
+        groups.setdefault(tail, []).append(head)
+    return "/".join(("/".join(h) + f"-{t}") if t else "/".join(h) for t, h in groups.items())
+
+
 def plot_segment_profiles(profiles: pd.DataFrame, *, ax=None) -> plt.Axes:
-    """Heat map of the feature z-scores (segment mean vs overall, in sd) per segment."""
+    """Heat map of the feature z-scores (segment mean vs overall, in sd) per segment.
+
+    Each column that a segment name reads is labelled with its name words (e.g. ``monetary`` with
+    *high/mid/low-value*), so every word of a name can be checked against one number of the map:
+    high when the number shown is ≥ +0.5, low when ≤ −0.5
+    (:func:`~ecrm_research.segmentation.profiles.profile_segments`).
+    """
     zcols = [c for c in profiles.columns if c.endswith("_z")]
     mat = profiles.set_index("segment")[zcols]
-    mat.columns = [c[:-2] for c in zcols]
+    rules = segment_name_rules(profiles)
+    words = {c: _name_words(g["word"].tolist()) for c, g in rules.groupby("column", sort=False)}
+    mat.columns = [c[:-2] + (f"\n({words[c[:-2]]})" if c[:-2] in words else "") for c in zcols]
     ax = _ax(ax, (1.1 * len(zcols) + 3, 0.5 * len(mat) + 2))
     lim = max(1.0, float(np.nanmax(np.abs(mat.to_numpy()))))
     sns.heatmap(mat, annot=True, fmt=".1f", cmap="RdBu_r", center=0, vmin=-lim, vmax=lim, ax=ax,
                 cbar_kws={"label": "z (sd from overall mean)"})
     ax.set_ylabel("")
-    ax.set_title("Segment profiles: how each segment differs from the average customer", fontsize=10)
+    ax.set_title("Segment profiles: how each segment differs from the average customer\n"
+                 "(name words in brackets: high when z ≥ +0.5, low when z ≤ −0.5)", fontsize=10)
     return ax
 
 

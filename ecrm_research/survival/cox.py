@@ -7,19 +7,20 @@ Model fitting is delegated to lifelines (Efron's method for tied event times, as
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from lifelines.statistics import proportional_hazard_test
 
 from ..exceptions import AnalysisError, ParameterError, SurvivalWarning
+from ..phrasing import p_text
 from ..prep.churn import ChurnData
 from . import plots
 from .checks import diagnostic, preflight_checks
 from .covariates import encode_covariates
-from .schoenfeld import FastSchoenfeldCoxPHFitter, schoenfeld_residuals_efron
+from .ph_test import PHTestResult, cox_zph, ph_caveat
+from .schoenfeld import FastSchoenfeldCoxPHFitter
 
 #: Columns of :attr:`ChurnCoxModel.summary`.
 COX_SUMMARY_COLUMNS = ["covariate", "coef", "se", "hazard_ratio", "ci_lower", "ci_upper", "p_value"]
@@ -91,7 +92,6 @@ class ChurnCoxModel:
         self.drop_lookahead = drop_lookahead
         self.min_events_per_covariate = min_events_per_covariate
 
-    # -- fitting
     # -- fitting
     def fit(self, data: ChurnData | pd.DataFrame, duration_col: str | None = None, event_col: str | None = None,
             covariates: Sequence[str] | None = None, *, reference_levels: Mapping[str, Any] | None = None,
@@ -226,7 +226,7 @@ class ChurnCoxModel:
             fit_df[s] = df.loc[X.index, s].astype(str).to_numpy()
         cph = FastSchoenfeldCoxPHFitter(alpha=self.alpha, penalizer=self.penalizer, strata=strata or None)
         try:
-            cph.fit(fit_df, "_duration", "_event")
+            cph.fit(fit_df, "_duration", "_event", fit_options={"precision": 1e-10, "r_precision": 1e-14})
         except Exception as exc:  # lifelines ConvergenceError and friends
             raise AnalysisError(f"The Cox fit did not converge ({type(exc).__name__}: {str(exc).splitlines()[0]}). "
                                 "Check diagnostics_ for near-constant or highly correlated covariates, or fit with "
@@ -278,64 +278,160 @@ class ChurnCoxModel:
         return pd.DataFrame(rows, columns=["statistic", "value"])
 
     # -- diagnostics
-    def check_proportional_hazards(self, time_transform: str = "rank", alpha: float = 0.05) -> pd.DataFrame:
-        """Test of proportional hazards on scaled Schoenfeld residuals, with plain advice.
+    def factors(self) -> dict[str, list[str]]:
+        """Variable → its model columns (a categorical's indicator columns; a number's one column)."""
+        out: dict[str, list[str]] = {}
+        for var, col in zip(self.encoding_["variable"], self.encoding_["column"]):
+            if col in self.design_columns_:
+                out.setdefault(var, []).append(col)
+        return out
+
+    def ph_test(self, transform: str | Callable[[np.ndarray], Any] = "km", terms: bool | str = "both"
+                ) -> PHTestResult:
+        """The exact proportional-hazards score test of R survival ≥ 3 ``cox.zph`` (see :func:`cox_zph`).
+
+        Efron ties (as the fit); a stratified model's risk sets are its strata.
+        """
+        cph = self.cph_
+        df = self.training_df_
+        cols = list(cph.params_.index)
+        strata = list(df[self.strata_].astype(str).itertuples(index=False, name=None)) if self.strata_ else None
+        return cox_zph(df[cols], df["_duration"], df["_event"], cph.params_.to_numpy(float), strata=strata,
+                       ties="efron", transform=transform, terms=terms, factors=self.factors())
+
+    def check_proportional_hazards(self, transform: str | Callable[[np.ndarray], Any] = "km", alpha: float = 0.05,
+                                   terms: bool | str = "both") -> pd.DataFrame:
+        """Test of proportional hazards (R survival ≥ 3 ``cox.zph``), with plain advice per row.
+
+        Parameters
+        ----------
+        transform : {'km', 'rank', 'identity', 'log'} or callable
+            g(t) the effects may drift with; ``km`` (R's default) is 1 − Kaplan-Meier Ŝ(t−).
+        alpha : float
+            Significance level of the ``ph_violated`` flag.
+        terms : True, False or 'both'
+            ``'both'`` (default): one row per model column (each dummy), one per multi-level
+            categorical (its dummies jointly, df = number of dummies) and GLOBAL; ``True`` / ``False``:
+            R's ``terms=TRUE`` / ``terms=FALSE`` tables.
 
         Returns
         -------
         DataFrame
-            ``covariate``, ``variable``, ``test_statistic``, ``p_value``, ``ph_violated``,
-            ``advice``. A small p-value means the covariate's hazard ratio changes over time.
+            ``term_type`` (covariate / factor / global), ``covariate`` (model column, variable name of
+            a factor row, or ``GLOBAL``), ``variable``, ``chi_square``, ``df``, ``p_value``,
+            ``ph_violated``, ``advice``, ``method``. A small p-value means the hazard ratio changes
+            over time; GLOBAL tests all effects at once.
 
         Notes
         -----
-        Grambsch & Therneau (1994): regress the scaled Schoenfeld residuals of each covariate on
-        g(t) (here the rank of the event times, ``time_transform``); a slope ≠ 0 means a
-        time-varying effect. With thousands of customers tiny departures are "significant":
-        judge the size with :meth:`plot_schoenfeld` too.
+        The score test of adding γⱼ·g(t)·xⱼ to the model (Grambsch & Therneau 1994; R survival 3's
+        exact form with the full information matrix, not lifelines' average-variance approximation).
+        With thousands of customers tiny drifts are "significant": judge the size with
+        :meth:`plot_schoenfeld` too.
         """
-        res = proportional_hazard_test(self.cph_, self.training_df_, time_transform=time_transform,
-                                       precomputed_residuals=self.scaled_schoenfeld_residuals())
-        s = res.summary
-        rows = []
-        var_of = dict(zip(self.encoding_["column"], self.encoding_["variable"]))
-        for cov, r in s.iterrows():
-            cov = cov if not isinstance(cov, tuple) else cov[0]
-            p = float(r["p"])
-            var = var_of.get(cov, cov)
-            bad = p < alpha
-            is_cat = self.levels_.get(var) is not None
-            binary = set(np.unique(self.training_df_[cov])) <= {0.0, 1.0}
-            if not bad:
-                advice = "no evidence against proportional hazards: the hazard ratio can be read as constant over time."
-            elif is_cat or binary:
-                advice = (f"the effect of '{var}' changes over time: stratify by '{var}' (fit(..., strata='{var}')) "
-                          "so each group gets its own baseline hazard, or report hazard ratios per time period.")
-            else:
-                advice = (f"the effect of '{cov}' changes over time: add a time interaction ('{cov}' × log t) "
-                          f"or bin '{cov}' and stratify by the bins.")
-            rows.append({"covariate": str(cov), "variable": var, "test_statistic": float(r["test_statistic"]),
-                         "p_value": p, "ph_violated": bad, "advice": advice})
-        return pd.DataFrame(rows)
+        if not 0 < alpha < 1:
+            raise ParameterError(f"alpha must be between 0 and 1, got {alpha!r}")
+        ph = self.ph_test(transform, terms).summary
+        ph["ph_violated"] = ph["p_value"] < alpha
+        ph["advice"] = [self._ph_advice(r) for r in ph.itertuples(index=False)]
+        return ph[["term_type", "covariate", "variable", "chi_square", "df", "p_value", "ph_violated", "advice",
+                   "method"]]
 
-    def scaled_schoenfeld_residuals(self) -> pd.DataFrame:
-        """Scaled Schoenfeld residuals of the event rows (lifelines' ``compute_residuals`` layout).
+    def _ph_advice(self, row: Any) -> str:
+        """What to do about one row of the PH test, in words."""
+        if not row.ph_violated:
+            if row.term_type == "global":
+                return "no evidence against proportional hazards for the model as a whole."
+            return "no evidence against proportional hazards: the hazard ratio can be read as constant over time."
+        if row.term_type == "global":
+            return ("at least one effect changes over time: see the rows above, and read hazard ratios of the "
+                    "violating covariates as averages over follow-up.")
+        var, cov = row.variable, row.covariate
+        is_cat = self.levels_.get(var) is not None
+        binary = row.term_type == "covariate" and set(np.unique(self.training_df_[cov])) <= {0.0, 1.0}
+        if is_cat or binary:
+            return (f"the effect of '{var}' changes over time: stratify by '{var}' (fit(..., strata='{var}')) "
+                    "so each group gets its own baseline hazard, or report hazard ratios per time period.")
+        return (f"the effect of '{cov}' changes over time: add a time interaction ('{cov}' × log t) "
+                f"or bin '{cov}' and stratify by the bins.")
 
-        s*ₖ = d · sₖ · Var(β̂) (Grambsch & Therneau), indexed like ``training_df_`` event rows.
-        Computed here with :func:`schoenfeld_residuals_efron` on the time-sorted data: going through
-        lifelines' ``compute_residuals`` took minutes at 200,000 customers. Stratified models
-        use lifelines' own computation (per-stratum risk sets).
+    def column_levels(self, column: str) -> tuple[str, str] | None:
+        """Who a model column's hazard ratio compares, in words: (this group, compared with), None for a number.
+
+        An indicator of a categorical reads ``("customers with Contract = Two year", "customers with
+        Contract = Month-to-month")``; a yes/no covariate ``("members", "non-members")`` or
+        ``("customers with PaperlessBilling: yes", ...)`` (:func:`plots.level_label`).
         """
-        cph = self.cph_
-        if self.strata_:
-            return cph.compute_residuals(self.training_df_, "scaled_schoenfeld")
-        df = self.training_df_.sort_values("_duration", kind="stable")
-        cols = list(cph.params_.index)
-        E = df["_event"].to_numpy().astype(bool)
-        raw = schoenfeld_residuals_efron(df[cols].to_numpy(float), df["_duration"].to_numpy(float), E,
-                                         np.ones(len(df)), cph.params_.to_numpy(float))
-        scaled = self.n_events_ * raw[E] @ cph.variance_matrix_.to_numpy(float)
-        return pd.DataFrame(scaled, columns=cph.params_.index, index=df.index[E])
+        enc = self.encoding_.set_index("column")
+        level = enc.at[column, "level"] if column in enc.index else None
+        if level is not None and not pd.isna(level):
+            var = enc.at[column, "variable"]
+            ref = enc.at[column, "reference"]
+            pair = [plots.level_label(var, x) for x in (level, ref)]
+            if pair == [str(level), str(ref)]:  # not yes/no: name the variable
+                pair = [f"{var} = {x}" for x in pair]
+        else:
+            values = self.training_df_[column] if column in self.training_df_ else pd.Series(dtype=float)
+            if not (len(values) and set(np.unique(values)) <= {0.0, 1.0}):
+                return None
+            var = column
+            pair = [plots.level_label(column, True), plots.level_label(column, False)]
+        if var in plots.BOOLEAN_LEVEL_WORDS:
+            return pair[0], pair[1]
+        return f"customers with {pair[0]}", f"those with {pair[1]}"
+
+    def effect_text(self, column: str, ph: pd.DataFrame | None = None) -> str:
+        """One covariate's hazard ratio in words, with the PH caveat when its effect changes over time.
+
+        ``ph`` is :meth:`check_proportional_hazards`; a covariate whose own row or whose factor's
+        row fails it gets "… but this effect changes over time (PH test p = …)": a hazard ratio is
+        then an average over follow-up, not a constant effect.
+        """
+        r = self.summary.set_index("covariate").loc[column]
+        hr = float(r["hazard_ratio"])
+        levels = self.column_levels(column)
+        direction = "sooner" if hr > 1 else "later"
+        stats_txt = f"95% CI {r['ci_lower']:.2f}–{r['ci_upper']:.2f}, {p_text(float(r['p_value']))}"
+        if levels is None:
+            text = (f"each unit of {column} multiplies the churn hazard by {hr:.2f} ({stats_txt}), "
+                    f"i.e. churning {direction}")
+        else:
+            text = f"{levels[0]} churn at {hr:.2f} times the rate of {levels[1]} ({stats_txt}), i.e. {direction}"
+        caveat = ph_caveat(ph, column) if ph is not None else None
+        return text + (f", {caveat}" if caveat else "")
+
+    def headline_effect(self, ph: pd.DataFrame) -> dict[str, Any]:
+        """The clearest hazard ratio for a headline, never overstated.
+
+        The covariate with the largest |z| = |β/se|; when it fails the PH test (``ph``, from
+        :meth:`check_proportional_hazards`) the text carries the caveat and also names the clearest
+        significant covariate whose effect passes the test, if there is one.
+
+        Returns
+        -------
+        dict
+            ``covariate``, ``hazard_ratio``, ``ph_violated``, ``text``.
+        """
+        s = self.summary.assign(z=(self.summary["coef"] / self.summary["se"]).abs()).sort_values("z", ascending=False)
+        top = s.iloc[0]
+        caveat = ph_caveat(ph, top["covariate"])
+        text = f"Clearest effect: {self.effect_text(top['covariate'], ph)}"
+        if caveat:
+            ok = [c for c in s.loc[s["p_value"] < self.alpha, "covariate"] if not ph_caveat(ph, c)]
+            text += (f". Clearest effect constant over time: {self.effect_text(ok[0], ph)}" if ok else
+                     ". No significant effect passes the PH test: read the hazard ratios as averages over follow-up")
+        return {"covariate": str(top["covariate"]), "hazard_ratio": float(top["hazard_ratio"]),
+                "ph_violated": bool(caveat), "text": text}
+
+    def scaled_schoenfeld_residuals(self, transform: str | Callable[[np.ndarray], Any] = "km") -> pd.DataFrame:
+        """Scaled Schoenfeld residuals of the event rows, as R's ``cox.zph(fit, terms=FALSE)$y``.
+
+        β̂ⱼ + (rᵢ · V̄⁻¹)ⱼ with rᵢ = xᵢ − x̄(tᵢ) (Efron-weighted mean of the risk set) and V̄ the
+        information per event; their trend against time estimates βⱼ(t) (Grambsch & Therneau).
+        Index: the event rows of ``training_df_`` in time order; :meth:`ph_test` also gives their
+        event times (``time``) and the transformed time of the plot's x axis (``x``).
+        """
+        return self.ph_test(transform, terms=False).residuals
 
     # -- prediction
     def _cumhaz(self, X: pd.DataFrame, times: np.ndarray, strata_values: pd.Series | None = None) -> np.ndarray:
@@ -403,6 +499,10 @@ class ChurnCoxModel:
         # largest first; among equal contributions the variable listed first (a stable sort)
         order = np.argsort(-Cv, axis=1, kind="stable")[:, :top]
         values = {v: (df[v].tolist() if v in df.columns else [None] * len(df)) for v in variables}
+        # yes/no flags read as words ("is_member: no"), never as a Python True/False
+        flags = {v for v in variables if v in df.columns and pd.api.types.is_bool_dtype(df[v])}
+        for v in flags:
+            values[v] = [f"{v}: {'yes' if x else 'no'}" if not pd.isna(x) else f"{v}: unknown" for x in values[v]]
         out = []
         for i in range(len(Cv)):  # plain lists: a pandas row per customer took ~25 µs each
             parts = []
@@ -414,7 +514,7 @@ class ChurnCoxModel:
                 val = values[v][i]
                 if isinstance(val, (float, np.floating)) and not float(val).is_integer():
                     val = f"{val:.2f}"
-                parts.append(f"{v} = {val} (×{np.exp(c):.2f})")
+                parts.append(f"{val if v in flags else f'{v} = {val}'} (×{np.exp(c):.2f})")
             out.append("; ".join(parts))
         return pd.Series(out, index=df.index, name="main_risk_factors")
 

@@ -6,12 +6,58 @@ Each function takes ``ax=None`` and returns the Axes, drawn from the tidy tables
 
 from __future__ import annotations
 
+from typing import Any
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from lifelines.plotting import add_at_risk_counts
 from matplotlib.ticker import FuncFormatter
 from statsmodels.nonparametric.smoothers_lowess import lowess
+
+from ..exceptions import ParameterError
+from .ph_test import TRANSFORM_LABELS
+
+#: Words for the two values of yes/no covariates of the sample shop: (true, false).
+BOOLEAN_LEVEL_WORDS = {
+    "is_member": ("members", "non-members"),
+    "first_order_late": ("customers whose first delivery was late", "customers whose first delivery was on time"),
+}
+
+_TRUE_TEXT = {"true", "yes", "1", "1.0", "y"}
+_FALSE_TEXT = {"false", "no", "0", "0.0", "n"}
+
+
+def level_label(variable: str, value: Any) -> str:
+    """A level of a covariate as words a reader understands: ``is_member`` True → "members".
+
+    Yes/no values (True/False, 1/0, "yes"/"no") of the variables in :data:`BOOLEAN_LEVEL_WORDS`
+    read as their words; of any other variable as ``"<variable>: yes"`` / ``"<variable>: no"``
+    (a leading ``is_`` dropped, underscores as spaces). Other values are returned as text.
+    """
+    text = str(value).strip().lower()
+    truth = True if text in _TRUE_TEXT else False if text in _FALSE_TEXT else None
+    if truth is None or (isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+                         and float(value) not in (0.0, 1.0)):
+        return str(value)
+    if variable in BOOLEAN_LEVEL_WORDS:
+        return BOOLEAN_LEVEL_WORDS[variable][0 if truth else 1]
+    name = (variable[3:] if variable.startswith("is_") else variable).replace("_", " ")
+    return f"{name}: {'yes' if truth else 'no'}"
+
+
+def level_labels(values: pd.Series, variable: str | None = None) -> pd.Series:
+    """:func:`level_label` of every value when the column holds yes/no values only; other columns unchanged.
+
+    Use it on a grouping column before Kaplan-Meier curves, log-rank tests and their tables, so a
+    report reads "members" / "non-members" rather than ``True`` / ``False``. Missing values stay missing.
+    """
+    variable = variable or str(values.name)
+    present = values.dropna().unique()
+    words = {v: level_label(variable, v) for v in present}
+    if not present.size or any(w == str(v) for v, w in words.items()):
+        return values
+    return values.map(words).astype(object).where(values.notna(), None)
 
 
 def plot_km(km, ax=None, *, at_risk_counts: bool = True, ci: bool = True, title: str | None = None):
@@ -73,30 +119,44 @@ def plot_forest(summary: pd.DataFrame, ax=None, *, sort: bool = True, title: str
     return ax
 
 
-def plot_schoenfeld(model, covariate: str, ax=None, *, max_points: int = 5000, random_state: int = 0):
-    """Scaled Schoenfeld residuals of one covariate against the rank of event times.
+def schoenfeld_axis_label(transform: str) -> str:
+    """x-axis label of the scaled-Schoenfeld plot for a time transform of the PH test."""
+    return "event time: " + TRANSFORM_LABELS.get(transform, f"g(time)  ({transform} transform)")
 
-    A flat lowess trend supports proportional hazards; a slope means the hazard ratio drifts
-    over time (what :meth:`ChurnCoxModel.check_proportional_hazards` tests). With more than
-    ``max_points`` events a seeded random sample is drawn and smoothed: lowess is quadratic in the
-    number of points, which made this plot dominate the churn notebook at 200k customers.
+
+def plot_schoenfeld(model, covariate: str, ax=None, *, transform: str = "km", max_points: int = 5000,
+                    random_state: int = 0):
+    """Scaled Schoenfeld residuals of one model column against transformed event time, with a lowess trend.
+
+    The residuals and the time axis are those of R's ``cox.zph`` (``$y`` with ``terms=FALSE``, ``$x``)
+    for the same ``transform`` as :meth:`ChurnCoxModel.check_proportional_hazards`: the trend
+    estimates the coefficient βⱼ(t); flat at the fitted coefficient (dashed) supports proportional
+    hazards, a slope means the hazard ratio drifts over time. With more than ``max_points`` events
+    a seeded random sample is drawn and smoothed (lowess is quadratic in the number of points).
     """
-    cph = model.cph_
-    resid = model.scaled_schoenfeld_residuals()
-    times = model.training_df_.loc[resid.index, "_duration"].to_numpy(float)
-    r = resid[covariate].to_numpy(float)
-    rank = pd.Series(times).rank().to_numpy()
+    res = model.ph_test(transform, terms=False)
+    resid = res.residuals
+    if covariate not in model.cph_.params_.index:
+        cols = model.factors().get(covariate)
+        hint = (f" '{covariate}' is a factor: plot one of its columns {cols}." if cols
+                else f" Model columns: {list(model.cph_.params_.index)}.")
+        raise ParameterError(f"no model column named {covariate!r}.{hint}")
+    ok = resid[covariate].notna().to_numpy()
+    r = resid[covariate].to_numpy(float)[ok]
+    x = res.x.to_numpy(float)[ok]
     if len(r) > max_points:
         keep = np.sort(np.random.default_rng(random_state).choice(len(r), size=max_points, replace=False))
-        r, rank = r[keep], rank[keep]
+        r, x = r[keep], x[keep]
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 4))
-    ax.scatter(rank, r, s=6, alpha=0.3, color="tab:grey")
-    fit = lowess(r, rank, frac=0.4, delta=0.01 * float(np.ptp(rank)), return_sorted=True)
-    ax.plot(fit[:, 0], fit[:, 1], color="tab:red", lw=2, label="lowess trend")
-    ax.axhline(float(cph.params_[covariate]), color="black", ls="--", lw=0.8, label="fitted coefficient")
-    ax.set_xlabel("rank of churn time")
-    ax.set_ylabel(f"scaled Schoenfeld residual: {covariate}")
+    ax.scatter(x, r, s=6, alpha=0.3, color="tab:grey")
+    span = float(np.ptp(x)) if len(x) else 0.0
+    if span > 0:
+        fit = lowess(r, x, frac=0.4, delta=0.01 * span, return_sorted=True)
+        ax.plot(fit[:, 0], fit[:, 1], color="tab:red", lw=2, label="lowess trend ≈ β(t)")
+    ax.axhline(float(model.cph_.params_[covariate]), color="black", ls="--", lw=0.8, label="fitted coefficient β")
+    ax.set_xlabel(schoenfeld_axis_label(res.transform))
+    ax.set_ylabel(f"β(t) for {covariate}: scaled Schoenfeld residual")
     ax.set_title(f"Proportional-hazards check: {covariate}")
     ax.legend(fontsize="small")
     return ax

@@ -1,8 +1,10 @@
 """Scaled Schoenfeld residuals of a Cox model with Efron ties, vectorised, and the lifelines fitter using them.
 
 lifelines computes Schoenfeld residuals in a Python loop that grows its result row by row
-(quadratic: minutes at 200,000 customers); the proportional-hazards test and its plot need
-them. :class:`FastSchoenfeldCoxPHFitter` swaps in :func:`schoenfeld_residuals_efron`.
+(quadratic: minutes at 200,000 customers). :class:`FastSchoenfeldCoxPHFitter` swaps in
+:func:`schoenfeld_residuals_efron`, so lifelines' own tools on a fitted model (``cph_.compute_residuals``)
+stay fast. The package's proportional-hazards test and its plot do not go through lifelines:
+:func:`~ecrm_research.survival.ph_test.cox_zph` is R survival ≥ 3's exact score test, with its residuals.
 """
 
 from __future__ import annotations
@@ -61,9 +63,10 @@ def schoenfeld_residuals_efron(X: np.ndarray, T: np.ndarray, E: np.ndarray, W: n
 class FastSchoenfeldCoxPHFitter(CoxPHFitter):
     """lifelines' ``CoxPHFitter`` with vectorised Schoenfeld residuals (see :func:`schoenfeld_residuals_efron`).
 
-    Used for every Cox model of this package, so ``proportional_hazard_test`` and
-    ``compute_residuals(..., 'scaled_schoenfeld')`` (the PH check and its plot) take
-    seconds instead of minutes on 200,000 customers. Should lifelines' private method change
+    Used for every Cox model of this package, so lifelines'
+    ``compute_residuals(..., 'schoenfeld' | 'scaled_schoenfeld')`` takes seconds instead of minutes
+    on 200,000 customers. (lifelines' ``proportional_hazard_test`` is the pre-2019 approximation;
+    use :meth:`ChurnCoxModel.check_proportional_hazards`.) Should lifelines' private method change
     shape, the override defers to lifelines' own loop.
     """
 
