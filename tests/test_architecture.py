@@ -1,7 +1,7 @@
 """The package's architecture, checked from its source (docs/architecture.md is the map).
 
-* data flows one way: bottom (exceptions, paths, infra, multiple_testing) -> data -> prep -> analyses -> report -> cli;
-  an analysis never imports another analysis;
+* data flows one way: bottom (exceptions, paths, infra, multiple_testing) -> data -> prep -> analyses -> customer_view
+  (the closed loop, layer 3.5: it joins the analyses) -> report -> cli; an analysis never imports another analysis;
 * no private name (``_x``) is imported from, or reached in, another module of the package;
 * no import cycles; imports at module top, except the optional heavy libraries listed in ``LAZY_OK``;
 * no module over 1,000 lines; ``ParameterError`` is a ``ValueError`` (scikit-learn's convention).
@@ -27,6 +27,7 @@ LAYERS = {
     "data": 1,
     "prep": 2,
     "association": 3, "survival": 3, "loyalty": 3, "segmentation": 3, "activity": 3,
+    "customer_view": 3.5,  # the closed loop: above the analyses (it joins them), below the reports
     "report": 4,
     "cli": 5,
 }
@@ -121,20 +122,38 @@ def test_every_part_of_the_package_has_a_layer():
     assert not unknown, f"add {unknown} to LAYERS (and to docs/architecture.md)"
 
 
-def test_data_flows_one_way():
+def _against_the_flow(mod: Module) -> list[str]:
+    """Imports of `mod` that go up a layer, or from one analysis into another."""
     bad = []
-    for mod in MODULES.values():
-        src = _part(mod.name)
-        if not src:
-            continue
-        for line, target, names, _ in mod.imports:
-            for dep in _internal_targets(mod, target, names):
-                dst = _part(dep)
-                if not dst or dst == src:
-                    continue
-                if LAYERS[dst] > LAYERS[src] or (src in ANALYSES and dst in ANALYSES):
-                    bad.append(f"{_where(mod, line)}: {src} (layer {LAYERS[src]}) imports {dep} (layer {LAYERS[dst]})")
+    src = _part(mod.name)
+    if not src:
+        return bad
+    for line, target, names, _ in mod.imports:
+        for dep in _internal_targets(mod, target, names):
+            dst = _part(dep)
+            if not dst or dst == src:
+                continue
+            if LAYERS[dst] > LAYERS[src] or (src in ANALYSES and dst in ANALYSES):
+                bad.append(f"{_where(mod, line)}: {src} (layer {LAYERS[src]}) imports {dep} (layer {LAYERS[dst]})")
+    return bad
+
+
+def test_data_flows_one_way():
+    bad = [b for mod in MODULES.values() for b in _against_the_flow(mod)]
     assert not bad, "imports against the data flow:\n" + "\n".join(bad)
+
+
+@pytest.mark.parametrize("src, target, flagged", [
+    ("ecrm_research.survival.fake", "ecrm_research.customer_view", True),       # an analysis reaching up
+    ("ecrm_research.segmentation.fake", "ecrm_research.survival", True),        # analysis -> analysis
+    ("ecrm_research.customer_view.fake", "ecrm_research.report", True),         # the closed loop reaching up
+    ("ecrm_research.customer_view.fake", "ecrm_research.segmentation", False),  # it may join the analyses
+    ("ecrm_research.report.fake", "ecrm_research.customer_view", False),        # the reports may show it
+])
+def test_flow_check_places_the_closed_loop_between_analyses_and_reports(src, target, flagged):
+    mod = Module(src, Path("/x.py"), False, ast.parse(f"import {target}\n"), 1)
+    mod.imports = [(1, target, [], True)]
+    assert bool(_against_the_flow(mod)) is flagged
 
 
 def _module_aliases(mod: Module) -> dict[str, str]:

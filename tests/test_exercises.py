@@ -29,6 +29,7 @@ NOTEBOOKS = {
     "churn": "02_churn_survival.ipynb",
     "loyalty": "03_loyalty_drivers.ipynb",
     "segmentation": "04_segmentation.ipynb",
+    "customer_view": "05_customer_view.ipynb",
 }
 MIN_EXERCISES = 3
 PENDING: dict[str, str] = {}

@@ -83,10 +83,10 @@ def test_run_all_with_relative_paths_and_two_jobs_analyses_the_given_data_and_sk
     rows = {ln.split()[0]: ln.split()[1] for ln in out.splitlines() if ln and not ln[0].isspace()
             and len(ln.split()) > 1}
     assert rows["loyalty"] == "skipped"
-    assert all(rows[n] == "ok" for n in ("overview", "association", "churn", "segmentation")), out
+    assert all(rows[n] == "ok" for n in ("overview", "association", "churn", "segmentation", "customer_view")), out
     assert "loyalty needs survey data" in out and "--data-format survey" in out and "constructs" in out
-    assert "1 of 5 analyses skipped" in out
-    for name in ("overview", "association", "churn", "segmentation"):
+    assert "1 of 6 analyses skipped" in out
+    for name in ("overview", "association", "churn", "segmentation", "customer_view"):
         run = json.loads((tmp / "out" / name / "run.json").read_text())
         assert run["parameters"]["data"] == str(tmp / "shop.csv"), name
         assert run["parameters"]["mapping"] == str(tmp / "map.yaml"), name
@@ -183,7 +183,7 @@ def test_preflight_resolves_paths_once_against_the_given_base(tmp_path):
     plan = preflight("all", {"data": "shop.csv", "mapping": "map.yaml"}, base=tmp_path)
     assert plan.given["data"] == str(tmp_path / "shop.csv") and plan.given["mapping"] == str(tmp_path / "map.yaml")
     assert plan.data_format == "lines"
-    assert plan.names == ["overview", "association", "churn", "segmentation"]
+    assert plan.names == ["overview", "association", "churn", "segmentation", "customer_view"]
     assert list(plan.skipped) == ["loyalty"] and "survey" in plan.skipped["loyalty"]
 
 

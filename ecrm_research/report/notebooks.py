@@ -1,9 +1,9 @@
 """The analysis notebooks: finding them and reading and checking their parameters.
 
 A notebook ``notebooks/NN_name[_more].ipynb`` is known by its short *name* (the word after
-``NN_``). Its cell tagged ``parameters`` declares the parameters a run may set; this module
-parses that cell (with :mod:`ast`), and checks and completes the parameters of a run before
-anything executes.
+``NN_``, or the longer ``name_more`` it declares in ``metadata.ecrm.name``: ``customer_view``).
+Its cell tagged ``parameters`` declares the parameters a run may set; this module parses that
+cell (with :mod:`ast`), and checks and completes the parameters of a run before anything executes.
 
 Public names: :func:`list_notebooks`, :func:`notebook_path`, :func:`resolve_names`,
 :func:`notebook_parameters`, :func:`notebook_parameter_help`, :func:`build_parameters`,
@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import ast
 import io
+import json
 import math
 import os
 import re
@@ -34,7 +35,7 @@ from typing import Any
 from ..exceptions import ParameterError
 from ..paths import NOTEBOOKS_DIR, PROJ_ROOT
 
-_NB_RE = re.compile(r"^(?P<num>\d+)_(?P<name>[A-Za-z0-9]+)(?:_[^.]*)?\.ipynb$")
+_NB_RE = re.compile(r"^(?P<num>\d+)_(?P<name>[A-Za-z0-9]+)(?P<more>_[^.]*)?\.ipynb$")
 #: parameters the runner injects itself; a notebook should declare them but they are not user input
 INJECTED_PARAMETERS = ("out_dir",)
 #: parameters whose string values are paths, made absolute (against the caller's folder) before injection
@@ -74,7 +75,7 @@ def list_notebooks(notebooks_dir: str | Path | None = None) -> dict[str, Path]:
         for p in folder.iterdir():
             m = _NB_RE.match(p.name)
             if m and p.is_file():
-                found.append((int(m["num"]), m["name"], p))
+                found.append((int(m["num"]), _declared_name(p, m["name"], m["more"]), p))
     found.sort(key=lambda t: (t[0], t[2].name))
     out: dict[str, Path] = {}
     for _, name, p in found:
@@ -86,6 +87,23 @@ def list_notebooks(notebooks_dir: str | Path | None = None) -> dict[str, Path]:
             )
         out[name] = p
     return out
+
+
+def _declared_name(path: Path, name: str, more: str | None) -> str:
+    """The short name of a notebook file: the word after ``NN_``, or a longer name the notebook declares
+    in ``metadata.ecrm.name`` when the file name starts with it (``05_customer_view.ipynb`` declares
+    ``customer_view``). Only files with more words after the first are read."""
+    if not more:
+        return name
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8")).get("metadata", {}).get("ecrm", {})
+        declared = meta.get("name") if isinstance(meta, dict) else None
+    except (OSError, ValueError, AttributeError):
+        return name
+    rest = name + more
+    if isinstance(declared, str) and declared and (rest == declared or rest.startswith(declared + "_")):
+        return declared
+    return name
 
 
 def notebook_path(name: str, notebooks_dir: str | Path | None = None) -> Path:

@@ -5,8 +5,8 @@ parameter value against the notebooks' declarations
 (:func:`~ecrm_research.report.notebooks.check_parameter_values`), checks the output folder,
 reads and validates the data and the mapping once through the data layer
 (:func:`~ecrm_research.data.dataset.load_dataset`), and decides which analyses fit the data.
-An analysis whose input is absent (a survey for ``loyalty``; order lines for ``segmentation``)
-is *skipped* with the reason and how to provide the data when the run is ``all``, and is an
+An analysis whose input is absent (a survey for ``loyalty``; order lines for ``segmentation`` and
+``customer_view``) is *skipped* with the reason and how to provide the data when the run is ``all``, and is an
 error (:class:`~ecrm_research.exceptions.FormatError`) when it was named.
 
 Errors are :class:`~ecrm_research.exceptions.EcrmError` (the CLI prints them and exits 2).
@@ -48,6 +48,7 @@ ACCEPTED_FORMATS: dict[str, tuple[str, ...]] = {
     "churn": ("canonical", "lines", "customers"),
     "loyalty": ("survey", "canonical"),
     "segmentation": ("canonical", "lines"),
+    "customer_view": ("canonical", "lines"),
 }
 #: What each analysis needs and how to give it, for the skip reasons and errors.
 HOW_TO_PROVIDE: dict[str, str] = {
@@ -62,6 +63,9 @@ HOW_TO_PROVIDE: dict[str, str] = {
                "(see data/mappings/ecsi_mobi_constructs.yaml), or a canonical folder with survey_responses",
     "segmentation": "order data: pass --data orders.csv --mapping my_mapping.yaml (an order-lines file) "
                     "or --data my_folder/ (canonical tables)",
+    "customer_view": "order data with customer ids and order dates: pass --data orders.csv --mapping "
+                     "my_mapping.yaml (an order-lines file) or --data my_folder/ (canonical tables; a "
+                     "survey_responses table with customer_id adds satisfaction and loyalty scores)",
 }
 
 
