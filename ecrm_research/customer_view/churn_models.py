@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from lifelines import CoxPHFitter
-from scipy.stats import rankdata
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -251,23 +251,18 @@ def _add_attributes(frame: pd.DataFrame, customers: pd.DataFrame | None, ids: pd
 
 
 def auc_score(y: np.ndarray, p: np.ndarray) -> float:
-    """Area under the ROC curve: P(score of a churner > score of a non-churner), ties counted ½.
-
-    AUC = (Σ ranks of the churners − n₁(n₁+1)/2) / (n₁ n₀) with mid-ranks for ties (Mann–Whitney U);
-    NaN when one class is absent.
+    """Area under the ROC curve (scikit-learn's ``roc_auc_score``): P(score of a churner > score of a
+    non-churner), ties counted ½; NaN when one class is absent (a bootstrap resample may lack one).
     """
     y = np.asarray(y, dtype=bool)
-    n1 = int(y.sum())
-    n0 = len(y) - n1
-    if n1 == 0 or n0 == 0:
+    if y.all() or not y.any():
         return float("nan")
-    r = rankdata(np.asarray(p, dtype=float))
-    return float((r[y].sum() - n1 * (n1 + 1) / 2) / (n1 * n0))
+    return float(roc_auc_score(y, np.asarray(p, dtype=float)))
 
 
 def brier_score(y: np.ndarray, p: np.ndarray) -> float:
-    """Brier score = mean (p − y)²: 0 is perfect, 0.25 is a constant ½; lower is better calibrated and sharper."""
-    return float(np.mean((np.asarray(p, dtype=float) - np.asarray(y, dtype=float)) ** 2))
+    """Brier score = mean (p − y)² (scikit-learn's ``brier_score_loss``): 0 is perfect, 0.25 is a constant ½."""
+    return float(brier_score_loss(np.asarray(y, dtype=int), np.asarray(p, dtype=float)))
 
 
 def _descending(p: np.ndarray) -> np.ndarray:
