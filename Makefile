@@ -51,9 +51,11 @@ test: install system-deps
 lint: install
 	$(BIN)/ruff check ecrm_research tests benchmarks
 
-## lab: JupyterLab on notebooks/ with the project's kernel
+## lab: JupyterLab on notebooks/ with the project's kernel as the default for new notebooks (also as root)
+LAB_ARGS ?=
 lab: install
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks --MappingKernelManager.default_kernel_name=ecrm-research \
+	  $$( [ "$$(id -u)" = 0 ] && echo --allow-root ) $(LAB_ARGS)
 
 ## handouts: student handouts and teacher keys of every notebook (see docs/teaching.md)
 handouts: install

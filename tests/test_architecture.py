@@ -41,6 +41,7 @@ LAZY_OK = {
     "papermill", "nbconvert", "nbformat", "jupyter_client", "websocket",  # keep `ecrm --help` and imports light
     "tqdm",                                 # tqdm.auto imports IPython; only when progress is asked for
     "matplotlib", "seaborn",                # pyplot only where a figure is drawn
+    "plotly", "itables", "great_tables",    # interactive explore pages and report tables: only when one is built
 }
 #: The top layer may import the package's heavy modules when a command runs (nothing imports it, so no
 #: cycle can hide there): `ecrm --help` starts in ~0.1 s instead of ~0.9 s.

@@ -7,7 +7,12 @@ each page from disk and fails on
 * a local link or image (``href``/``src``) that does not resolve to an existing file, or an image
   that does not decode;
 * an error output in a report whose analysis is recorded as ok (and no visible error in one that
-  failed).
+  failed);
+* and, as a report-quality check of every report page (:func:`_quality_problems`): a table cell cut
+  with "…" or "...", a raw Python repr in an output (``PosixPath(``, ``dtype: float64``, a list or
+  dict repr, ``frozenset(``), a table wider than its container without a scroll container, an image
+  without alt text (or with nbconvert's placeholder), a missing back-link to the index; and for
+  every PDF, a table whose header or last column is missing from the PDF's text (cut at the margin).
 
 Screenshots of every page are kept as test artefacts: ``$ECRM_TEST_ARTIFACTS/browser/...`` or a
 pytest temporary folder printed in the output (``-s`` shows it). Chromium missing: skip locally,
@@ -20,6 +25,7 @@ import base64
 import io
 import json
 import os
+import re
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -73,7 +79,29 @@ class Browser(DevToolsBrowser):
             broken_images: [...document.images].filter(i => !i.complete || i.naturalWidth === 0)
                                                .map(i => i.src.slice(0, 120)),
             n_images: document.images.length,
-            text: document.body ? document.body.innerText : ''}))()""")["result"]["value"]
+            text: document.body ? document.body.innerText : '',
+            output_text: [...document.querySelectorAll('.jp-OutputArea-output')].map(e => e.innerText).join(String.fromCharCode(10)),
+            cut_cells: [...document.querySelectorAll('td, th')].map(c => c.innerText.trim())
+                           .filter(t => /(…|[.][.][.])$/.test(t)).slice(0, 10),
+            no_alt: [...document.images].filter(i => !(i.getAttribute('alt') || '').trim()
+                        || /No description has been provided/.test(i.getAttribute('alt')))
+                        .map(i => i.src.slice(0, 60)).slice(0, 10),
+            unscrolled: [...document.querySelectorAll('table')].filter(t => {
+                let box = t.parentElement;
+                while (box && box !== document.body) {
+                    const o = getComputedStyle(box).overflowX;
+                    if (o === 'auto' || o === 'scroll') return false;
+                    box = box.parentElement;
+                }
+                return t.getBoundingClientRect().right > document.documentElement.clientWidth + 1;
+            }).map(t => (t.innerText || '').slice(0, 60)),
+            back_link: !!document.querySelector('a[href="../index.html"]'),
+            tables: [...document.querySelectorAll('.jp-OutputArea-output table')].map(t => {
+                const head = [...t.querySelectorAll('thead th')].map(c => c.innerText.trim());
+                const rows = [...t.querySelectorAll('tbody tr')].slice(0, 3);
+                const last = rows.map(r => { const c = r.querySelectorAll('td'); return c.length ? c[c.length - 1].innerText.trim() : ''; });
+                return {head, last};
+            })}))()""")["result"]["value"]
         problems = []
         for e in self.events:
             m, p = e["method"], e.get("params", {})
@@ -111,6 +139,47 @@ def _local(url: str) -> Path | None:
     return Path(unquote(u.path)) if u.scheme == "file" else None
 
 
+#: Python reprs that must never reach a reader: paths, Series footers, containers, numpy/pandas scalars
+_RAW_REPR = re.compile(r"PosixPath\(|WindowsPath\(|dtype: (?:float|int|object|bool|category)|Name: \w+, dtype|"
+                       r"frozenset\(|\[\'[^\'\n]{1,80}\'(?:, \'[^\'\n]{1,80}\')*\]|\{\'[^\'\n]{1,80}\': |"
+                       r"<class \'|array\(\[|Timestamp\(\'|np\.float64\(|Index\(\[")
+
+
+def _quality_problems(info: dict, page: Path) -> list[str]:
+    """Report-quality problems of one rendered report page (see the module docstring)."""
+    problems = [f"cut table cell: {c!r}" for c in info["cut_cells"]]
+    problems += [f"raw Python repr in an output: {m.group(0)!r} in "
+                 f"{info['output_text'][max(0, m.start() - 60):m.end() + 40]!r}"
+                 for m in list(_RAW_REPR.finditer(info["output_text"]))[:5]]
+    problems += [f"table wider than the page without a scroll container: {t!r}" for t in info["unscrolled"]]
+    problems += [f"image without alt text: {src}" for src in info["no_alt"]]
+    if not info["back_link"]:
+        problems.append("no back-link to the index (../index.html)")
+    return [f"{page}: {p}" for p in problems]
+
+
+def _words(text: str) -> list[str]:
+    # underscores split words: a header such as hit_rate_ci_lower wraps after its underscores
+    return re.findall(r"[A-Za-z0-9][A-Za-z0-9%.,€£$-]*[A-Za-z0-9%]|[A-Za-z0-9]", text)
+
+
+def _pdf_cut_tables(tables: list[dict], pdf: Path) -> list[str]:
+    """Tables of the HTML report whose header words or last-column cells are missing from the PDF's
+    text: Chromium clips what runs past the margin, so a cut column leaves no text in the PDF."""
+    import pypdf
+
+    text = " ".join(page.extract_text() or "" for page in pypdf.PdfReader(str(pdf)).pages)
+    have = set(_words(text))
+    out = []
+    for i, t in enumerate(tables):
+        wanted = [w for cell in t["head"] + t["last"] for w in _words(cell)]
+        missing = sorted({w for w in wanted if w not in have})
+        if missing:
+            out.append(f"{pdf}: table {i + 1} (columns {t['head'][:6]}...) is cut in the PDF: "
+                       f"missing {missing[:8]}")
+    return out
+
+
 def _check_page(browser: Browser, page: Path, shots: Path, root: Path) -> dict:
     from PIL import Image
 
@@ -136,10 +205,11 @@ def _check_page(browser: Browser, page: Path, shots: Path, root: Path) -> dict:
 
 
 def _check_site(root: Path, browser: Browser, shots: Path) -> dict[str, str]:
-    """Open index.html and every report under `root`; return {analysis: status}."""
+    """Open index.html, the glossary and every report under `root`; return {analysis: status}."""
     shots.mkdir(parents=True, exist_ok=True)
     _check_page(browser, root / "index.html", shots, root)
-    statuses = {}
+    _check_page(browser, root / "glossary.html", shots, root)
+    statuses, pdf_pages = {}, {}
     for run_json in sorted(root.glob("*/run.json")):
         folder = run_json.parent
         run = json.loads(run_json.read_text())
@@ -149,6 +219,12 @@ def _check_site(root: Path, browser: Browser, shots: Path) -> dict[str, str]:
                   if o.get("output_type") == "error"]
         for report in ("report.html", "report_student.html"):
             info = _check_page(browser, folder / report, shots, root)
+            quality = _quality_problems(info, folder / report)
+            assert not quality, "report-quality problems:\n" + "\n".join(quality)
+            if report == "report.html" and (folder / "report.pdf").is_file():
+                cut = _pdf_cut_tables(info["tables"], folder / "report.pdf")
+                assert not cut, "\n".join(cut)
+                pdf_pages[folder.name] = _pdf_pages((folder / "report.pdf").read_bytes())
             if run["status"] == "ok":
                 assert not errors, f"{folder.name}: error output in a notebook recorded ok"
                 assert "Traceback (most recent call last)" not in info["text"], f"{folder / report}: error cell"
@@ -157,6 +233,14 @@ def _check_site(root: Path, browser: Browser, shots: Path) -> dict[str, str]:
                     f"{folder / report}: the failure is not visible"
         if run.get("pdf", {}).get("status") == "ok":
             assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
+        if (folder / "explore.html").is_file():  # the interactive page: scripts on, offline, no console error
+            _check_page(browser, folder / "explore.html", shots, root)
+        checks = folder / "figures" / "figure_checks.json"
+        if checks.is_file():
+            bad = {k: v for k, v in json.loads(checks.read_text()).items() if v}
+            assert not bad, f"{folder.name}: figures not readable at print size: {bad}"
+    if pdf_pages:
+        print("\nPDF pages: " + ", ".join(f"{k} {v}" for k, v in sorted(pdf_pages.items())))
     return statuses
 
 
@@ -226,9 +310,73 @@ def test_browser_check_catches_console_error_broken_link_and_image(tmp_path, bro
             _check_page(browser, tmp_path / name, shots, tmp_path)
 
 
-def _pdf_pages(data: bytes) -> int:
-    import re
+def test_report_quality_check_catches_each_planted_defect(tmp_path, browser, artifacts):
+    """The report-quality checker itself: each planted defect is named; a clean page passes."""
+    back = '<a href="../index.html">back</a>'
+    (tmp_path / "index.html").write_text("<html><body>index</body></html>")
+    site = tmp_path / "a"
+    site.mkdir()
+    from PIL import Image
 
+    Image.new("RGB", (4, 4), "red").save(site / "ok.png")
+    out = '<div class="jp-OutputArea-output">{}</div>'
+    wide_row = "".join(f"<td>column{i}value</td>" for i in range(80))
+    pages = {
+        "fine.html": back + out.format('<table><thead><tr><th>n</th></tr></thead><tbody><tr><td>2,968</td></tr>'
+                                       '</tbody></table><img src="ok.png" alt="Figure: sizes">'),
+        "cut.html": back + out.format("<table><tr><td>a long decision that was cut…</td></tr></table>"),
+        "repr.html": back + out.format("<pre>PosixPath('/tmp/findings.json')</pre>"),
+        "series.html": back + out.format("<pre>budget    100.0\ncontacts  20.0\ndtype: float64</pre>"),
+        "list.html": back + out.format("<p>constructs: ['trust', 'service_quality']</p>"),
+        "wide.html": back + f'<table style="white-space:nowrap"><tr>{wide_row}</tr></table>',
+        "alt.html": back + out.format('<img src="ok.png">'),
+        "nbalt.html": back + out.format('<img src="ok.png" alt="No description has been provided for this image">'),
+        "noback.html": out.format("<p>fine otherwise</p>"),
+    }
+    expected = {"cut.html": "cut table cell", "repr.html": "PosixPath", "series.html": "dtype: float64",
+                "list.html": "raw Python repr", "wide.html": "wider than the page", "alt.html": "without alt",
+                "nbalt.html": "without alt", "noback.html": "no back-link"}
+    shots = artifacts / "quality-checker"
+    shots.mkdir(parents=True, exist_ok=True)
+    for name, body in pages.items():
+        (site / name).write_text(f"<!DOCTYPE html><html><head><title>t</title></head><body>{body}</body></html>")
+        problems = _quality_problems(_check_page(browser, site / name, shots, tmp_path), site / name)
+        if name == "fine.html":
+            assert problems == []
+        else:
+            assert len(problems) >= 1 and expected[name] in " ".join(problems), (name, problems)
+
+
+def test_pdf_check_finds_a_table_cut_at_the_margin_and_the_renderer_fits_it(tmp_path, browser, artifacts):
+    """A 16-column table printed as-is loses its right columns at the margin; rendered with
+    report.tables and the report stylesheet it fits (landscape page, smaller type)."""
+    import pandas as pd
+
+    from ecrm_research.report.pdf import print_pdf
+    from ecrm_research.report.render import REPORT_CSS
+    from ecrm_research.report.tables import render_table
+
+    df = pd.DataFrame({f"measure_{i:02d}": [1000.0 * i + 0.5, 2.25] for i in range(16)})
+    css = REPORT_CSS.read_text()
+    raw = df.to_html(index=False).replace("<table", '<table style="white-space:nowrap"')
+    pages = {"raw": raw, "rendered": render_table(df)}
+    shots = artifacts / "pdf-checker"
+    shots.mkdir(parents=True, exist_ok=True)
+    cut = {}
+    for name, table in pages.items():
+        page = tmp_path / f"{name}.html"
+        page.write_text(f"<!DOCTYPE html><html><head><style>{css}</style></head><body><div class='jp-Cell'>"
+                        f"<div class='jp-OutputArea-output'>{table}</div></div></body></html>")
+        info = browser.open(page)
+        assert len(info["tables"]) == 1 and len(info["tables"][0]["head"]) == 16
+        res = print_pdf(page, tmp_path / f"{name}.pdf")
+        assert res.status == "ok", res.reason
+        cut[name] = _pdf_cut_tables(info["tables"], tmp_path / f"{name}.pdf")
+    assert cut["raw"] and "15000.5" in cut["raw"][0]  # the last column (header, values) is missing
+    assert cut["rendered"] == []
+
+
+def _pdf_pages(data: bytes) -> int:
     return len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
 
 

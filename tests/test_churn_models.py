@@ -203,10 +203,10 @@ def test_plots_draw_from_the_tables(shop):
     cmp_, _, _ = compare(shop, 60, models=["logistic", "gradient_boosting"], n_bootstrap=20)
     ax = cv_plots.plot_calibration(cmp_)
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
-    assert labels == ["perfectly calibrated", "logistic regression", "gradient boosting"]
+    assert labels == ["perfect calibration", "logistic regression", "gradient boosting"]
     assert ax.xaxis.label.get_fontsize() >= 8
     ax = cv_plots.plot_gains(cmp_)
-    assert "random order (no model)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "random targeting" in [t.get_text() for t in ax.get_legend().get_texts()]
     line = ax.get_lines()[1]
     assert np.allclose(line.get_ydata(), cmp_.gains_.query("model == 'logistic'")["share_of_churners"])
 

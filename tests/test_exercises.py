@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 
 import nbformat
 import pytest
@@ -19,6 +20,7 @@ from ecrm_research.report.handout import (
     find_exercises,
     student_version,
     teacher_version,
+    teaching_problems,
     write_handouts,
 )
 from ecrm_research.report.runner import run_all
@@ -56,6 +58,13 @@ def test_notebook_has_enough_exercises_with_solutions(name):
     for ex in exercises:
         assert ex.solution_indices, f"{NOTEBOOKS[name]}: exercise {ex.number} ({ex.title}) has no solution cell"
         assert ex.title != "exercise", f"{NOTEBOOKS[name]}: exercise {ex.number} has no bold '**Exercise N: Title.**' lead"
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOKS))
+def test_notebook_follows_the_teaching_convention(name):
+    """Learning objectives and prerequisites first, key takeaways last, a written answer for every
+    exercise, hints for multi-part ones, no matplotlib backend set (docs/teaching.md)."""
+    assert teaching_problems(_read(name), where=NOTEBOOKS[name]) == []
 
 
 @pytest.mark.parametrize("name", list(NOTEBOOKS))
@@ -128,3 +137,12 @@ def test_student_handouts_02_to_04_run_end_to_end(tmp_path):
         executed = json.dumps(nbformat.read(r.notebook, as_version=4).cells)
         assert executed.count("Your turn: Exercise") == counts[name] >= MIN_EXERCISES
         assert "ex1_" not in executed  # no solution code reached the student version
+
+
+@pytest.mark.parametrize("name", list(NOTEBOOKS))
+def test_notebook_leaves_number_formatting_to_the_renderer(name):
+    """Tables are formatted by report.tables.render_table (through the kernel's display hook,
+    show_table or out.table(show=...)), never by hand: no rounding or to_string for display."""
+    offending = [(i, line.strip()) for i, c in enumerate(_read(name).cells) if c.cell_type == "code"
+                 for line in c.source.splitlines() if re.search(r"\.round\(|\.to_string\(|\.style\b", line)]
+    assert offending == [], f"{NOTEBOOKS[name]}: format tables with the renderer, not by hand: {offending}"

@@ -47,11 +47,54 @@ def test_student_version_replaces_each_solution_group_by_one_placeholder():
     # each placeholder directly follows its prompt; prompts and the parameters cell are kept
     for i, c in enumerate(student.cells):
         if handout.PLACEHOLDER_TAG in c.metadata.get("tags", []):
-            assert "exercise" in student.cells[i - 1].metadata.get("tags", [])
+            assert {"exercise", "hint"} & set(student.cells[i - 1].metadata.get("tags", []))
     assert len(_sources(student, "exercise")) == 3 and len(_sources(student, "parameters")) == 1
     assert len(student.cells) == len(nb.cells) - 4 + 3
     assert student.metadata["ecrm_handout"] == {"version": "student", "exercises": 3}
     nbformat.validate(student)
+
+
+def _md(text, *tags):
+    return new_markdown_cell(text, metadata={"tags": list(tags)})
+
+
+def test_hints_stay_in_the_student_version_before_the_placeholder_and_are_labelled_in_the_key():
+    nb = _nb(_md("**Exercise 1: Two parts.**\n\n1. count rows\n2. sum them", "exercise"),
+             _md("Part 1: `len(df)`. Part 2: `df.sum()`.", "hint"),
+             new_code_cell("ex1 = 1", metadata={"tags": ["solution"]}),
+             _md("The answer is one. Any count works.", "solution"))
+    (ex,) = find_exercises(nb)
+    assert ex.hint_indices == [1] and ex.solution_indices == [2, 3]
+    student = student_version(nb)
+    assert [c.metadata.get("tags", []) for c in student.cells] == [["exercise"], ["hint"], ["your-turn"]]
+    teacher = teacher_version(nb)
+    assert teacher.cells[1].source.startswith("**Hint - Exercise 1**")
+
+
+def test_hint_after_a_solution_or_on_code_is_rejected():
+    late = _nb(_md("**Exercise 1: X.**", "exercise"), new_code_cell("x = 1", metadata={"tags": ["solution"]}),
+               _md("too late", "hint"))
+    with pytest.raises(HandoutError, match="cell 2: a 'hint' cell must come right after"):
+        find_exercises(late)
+    code = _nb(_md("**Exercise 1: X.**", "exercise"), new_code_cell("x = 1", metadata={"tags": ["hint"]}))
+    with pytest.raises(HandoutError, match="cell 1: the 'hint' tag belongs on a markdown cell"):
+        find_exercises(code)
+
+
+def test_teaching_problems_name_each_missing_piece():
+    good = _nb(_md("# Title"), _md("### Learning objectives\n- a\n### Prerequisites\n- b", "objectives"),
+               _md("**Exercise 1: Two parts.**\n\n1. count\n2. sum", "exercise"), _md("Hints.", "hint"),
+               new_code_cell("ex1 = 1", metadata={"tags": ["solution"]}),
+               _md("It is one. A student who says two miscounted.", "solution"),
+               _md("## Key takeaways\n- c", "takeaways"))
+    assert handout.teaching_problems(good) == []
+    bad = _nb(_md("# Title"), _md("**Exercise 1: Five parts.**\n\n1. a\n2. b\n3. c\n4. d\n5. e", "exercise"),
+              new_code_cell("import matplotlib\nmatplotlib.use('Agg')\nex1 = 1", metadata={"tags": ["solution"]}),
+              _md("## Summary"))
+    problems = " | ".join(handout.teaching_problems(bad, where="nb"))
+    for expected in ("no markdown cell tagged 'objectives'", "tagged 'takeaways'", "no written answer",
+                     "5 parts; split it", "5 parts but no 'hint' cell", "cell 2: sets a matplotlib backend"):
+        assert expected in problems, (expected, problems)
 
 
 def test_teacher_version_keeps_and_labels_solutions():

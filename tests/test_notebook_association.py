@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import nbformat
 import pandas as pd
@@ -13,6 +14,9 @@ from ecrm_research.association import CROSS_SELL_COLUMNS, RULE_COLUMNS, resolve_
 from ecrm_research.paths import MAPPINGS_DIR, NOTEBOOKS_DIR
 
 NB = NOTEBOOKS_DIR / "01_association_rules.ipynb"
+#: Python reprs that must never reach a reader (issue 16): paths, Series footers, list/dict/set literals
+RAW_REPR = re.compile(r"PosixPath\(|WindowsPath\(|dtype: (?:float|int|object|bool)|^\s*[\[{]'|Name: \w+, dtype|frozenset\(",
+                      re.MULTILINE)
 HEADINGS = ["## 1 Define the problem", "## 2 Prepare the data", "## 3 Apply the algorithm",
             "## 4 Analyse the results", "## 5 Apply the knowledge"]
 
@@ -30,6 +34,11 @@ def test_notebook_is_commit_ready():
     for h in HEADINGS:
         assert h in md
     assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    # teaching material: objectives and prerequisites first, key takeaways last; the runner sets the backend
+    assert "objectives" in nb.cells[1].metadata.get("tags", []) and "Prerequisites" in nb.cells[1].source
+    assert "takeaways" in nb.cells[-1].metadata.get("tags", []) and "## Key takeaways" in nb.cells[-1].source
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "matplotlib.use(" not in code and ".round(" not in code and "print(" not in code
 
 
 def _findings(out):
@@ -56,6 +65,19 @@ def _check_common(out):
     assert finding_problems(out) == []  # every headline number is in the report body, no p = 0, no True/False
     for name in ("item_frequency", "basket_sizes", "support_confidence", "top_rules"):
         assert (out / "figures" / f"{name}.png").exists(), name
+    assert f["key_figure"] == "figures/top_rules.png"  # the rule graph
+    # every figure prints readably (fonts >= 8 pt, no overlapping labels, legends off the data)
+    checks = json.loads((out / "figures" / "figure_checks.json").read_text())
+    assert all(problems == [] for problems in checks.values()), checks
+    # what a reader sees: no raw Python repr
+    nb = nbformat.read(out / "association.ipynb", as_version=4)
+    body = report_body(nb)
+    assert not RAW_REPR.search(body), RAW_REPR.search(body).group(0)
+    # the offline explore page: rules and cross-sell tables, the rule scatter and the rule graph
+    page = (out / "explore.html").read_text(encoding="utf-8")
+    for anchor in ("rules", "cross_sell", "rule_scatter", "rule_graph"):
+        assert f'id="{anchor}"' in page, anchor
+    assert "cdn." not in page and list((out / "explore_files").glob("plotly-*.min.js"))
     return rules, pq, f
 
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 
+import nbformat
 import pandas as pd
 import pytest
+from findings_checks import finding_problems, report_body
 
 pytestmark = pytest.mark.notebook
 
@@ -98,3 +100,20 @@ def test_churn_notebook_on_bundled_sample(run_nb, sample_dir):
     at_risk = pd.read_csv(tables["at_risk_customers"])
     assert len(at_risk) == acct["right-censored (event = 0)"]
     assert at_risk["main_risk_factors"].notna().any()
+    # issue 16: a tidy covariate summary (no describe() full of NaN), the at-risk list to explore offline,
+    # readable figures, no raw Python reprs, and every headline number in the report body
+    summary = pd.read_csv(tables["covariate_summary"]).set_index("covariate")
+    assert list(summary.columns) == ["type", "count", "mean", "sd", "min", "median", "max"]
+    assert (summary["count"] == acct["labelled customers"]).all() and not summary.isna().any().any()
+    assert summary.loc["is_member", "type"].startswith("yes/no") and 0 < summary.loc["is_member", "mean"] < 1
+    levels = pd.read_csv(tables["covariate_levels"])
+    assert set(levels["covariate"]) == {"channel", "region"}
+    assert levels.groupby("covariate")["customers"].sum().eq(acct["labelled customers"]).all()
+    explore = (out / "explore.html").read_text(encoding="utf-8")
+    assert 'id="at_risk_customers"' in explore and "C0" in explore
+    checks = json.loads((out / "figures" / "figure_checks.json").read_text())
+    assert checks == {name: [] for name in ("km_by_group", "cox_forest", "ph_schoenfeld_worst", "campaign")}
+    body = report_body(nbformat.read(out / "churn.ipynb", as_version=4))
+    for repr_ in ("PosixPath(", "dtype:", "array(", "{'"):
+        assert repr_ not in body, repr_
+    assert finding_problems(out) == []

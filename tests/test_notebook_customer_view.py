@@ -19,12 +19,17 @@ from findings_checks import finding_problems, report_body
 
 from ecrm_research.customer_view import VIEW_COLUMNS
 from ecrm_research.paths import MAPPINGS_DIR, NOTEBOOKS_DIR, SAMPLE_DIR
+from ecrm_research.report.explore import EXPLORE_PAGE, explore_anchor
 from ecrm_research.report.notebooks import list_notebooks, notebook_parameters
 from ecrm_research.report.preflight import accepted_formats
 
 SMALL = {"n_bootstrap": 20, "segment_bootstrap": 0, "k": 3}
 TABLES = ["customer_view", "nbo_backtest", "churn_models", "campaign_plan", "campaign_by_segment",
-          "campaign_by_channel", "quarantine", "reconciliation", "view_accounting"]
+          "campaign_by_channel", "quarantine", "reconciliation", "view_accounting", "at_risk_customers"]
+#: the interactive tables of explore.html (issue 16): the view, the customers at risk, the campaign list
+EXPLORE = ["customer_view", "at_risk_customers", "campaign_plan"]
+#: raw Python in a reader report (issue 16): paths, Series footers, object reprs
+RAW_REPRS = ["PosixPath(", "WindowsPath(", "dtype:", "Name: ", "<IPython.core", "<matplotlib", "<Axes"]
 BACKTEST = ["method", "k", "hit_rate", "hit_rate_ci_lower", "hit_rate_ci_upper", "recall"]
 CHURN_MODELS = ["model", "auc", "auc_ci_lower", "auc_ci_upper", "brier", "top_decile_lift"]
 PLAN = ["customer_id", "segment", "channel", "action", "offer", "expected_value", "cost", "net_value", "rank",
@@ -81,11 +86,27 @@ def _check_outputs(out):
     assert plan.loc[plan["in_budget"], "cost"].sum() <= findings["budget"] + 1e-6
     for fig in ("churn_models", "nbo_backtest"):
         assert (out / "figures" / f"{fig}.png").exists(), fig
+    # the figures are readable in print (report.figure_quality: fonts >= 8 pt, no overlaps, legends outside)
+    checks = json.loads((out / "figures" / "figure_checks.json").read_text())
+    assert checks == {"nbo_backtest": [], "churn_models": []}
+    # the customers at risk: the view's high-risk rules, highest value at risk first
+    at_risk = pd.read_csv(out / "tables" / "at_risk_customers.csv", dtype={"customer_id": str})
+    high_risk = view["action_rule"].isin(["retention", "win-back"])
+    assert len(at_risk) == int(high_risk.sum()) and (at_risk["churn_probability"] >= 0.5).all()
+    assert set(at_risk["customer_id"]) == set(view.loc[high_risk, "customer_id"].astype(str))
+    assert at_risk["value_at_risk"].is_monotonic_decreasing
+    # explore.html next to the report: the three sortable, filterable tables, offline
+    page = (out / EXPLORE_PAGE).read_text(encoding="utf-8")
+    for name in EXPLORE:
+        assert f'id="{explore_anchor(name)}"' in page, name
     assert finding_problems(out) == []
     nb = nbformat.read(out / "customer_view.ipynb", as_version=4)
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]
     assert not errors
-    return view, backtest, models, plan, findings, report_body(nb)
+    body = report_body(nb)
+    assert [r for r in RAW_REPRS if r in body] == []
+    assert body.count("to sort, search and filter (works offline)") == len(EXPLORE)
+    return view, backtest, models, plan, findings, body
 
 
 def _customers_with_completed_orders(tables_dir, before):

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 
+import nbformat
 import pandas as pd
 import pytest
+from findings_checks import finding_problems, report_body
 
 from ecrm_research.paths import MAPPINGS_DIR
 
 pytestmark = pytest.mark.notebook
 
+#: Python reprs a reader must never see: lists, dicts and sets of names, paths, pandas Series text
+RAW_REPR = re.compile(r"\['|\{'|PosixPath|WindowsPath|dtype: |Name: \w+, dtype")
+#: the item review shown to readers (the CSV keeps mean, sd and flag too)
+ITEM_COLUMNS = ["construct", "item", "item_total_r", "alpha_if_deleted", "loading", "decision", "reason"]
 TABLES = ("reliability", "driver_effects", "indirect_effects", "sem_paths", "sem_fit", "importance_performance")
 
 
@@ -40,7 +47,30 @@ def _common_checks(out):
     assert f"{top['value']:.3g}" in top["text"]
     ipa = pd.read_csv(out / "tables" / "importance_performance.csv")
     assert set(ipa["action"]) <= {"concentrate here", "keep up", "low priority", "possible overkill"}
+    _report_checks(out)
     return rel, eff, sem, fit, ipa
+
+
+def _report_checks(out):
+    """What readers see: no raw Python, the narrow item review, readable figures, teaching cells, and
+    every headline number in the report body."""
+    nb = nbformat.read(out / "loyalty.ipynb", as_version=4)
+    body = report_body(nb)
+    assert not RAW_REPR.search(body), RAW_REPR.search(body).group(0)
+    item_cell = next(c for c in nb.cells if c.cell_type == "code" and 'out.table(item_table, "item_analysis")' in c.source)
+    shown = "".join(o["data"]["text/html"] for o in item_cell.outputs if "text/html" in o.get("data", {}))
+    headers = [re.sub(r"<wbr>", "", h).strip() for h in re.findall(r"<th[^>]*>\s*([a-z_<>]+?)\s*</th>", shown)]
+    assert [h for h in headers if h in set(ITEM_COLUMNS) | {"mean", "sd", "flag"}][:len(ITEM_COLUMNS)] == ITEM_COLUMNS
+    assert not {"mean", "sd", "flag"} & set(headers)
+    assert {"mean", "sd", "flag"} <= set(pd.read_csv(out / "tables" / "item_analysis.csv").columns)
+    checks = out / "figures" / "figure_checks.json"
+    if checks.exists():  # written by ReportOutputs.figure (figure_quality.figure_problems of each figure)
+        assert json.loads(checks.read_text()) == {name: [] for name in json.loads(checks.read_text())}
+    tags = [c.metadata.get("tags", []) for c in nb.cells]
+    assert any("objectives" in t for t in tags[:4]) and "takeaways" in tags[-1]
+    reader = (out / "report.html").read_text()
+    assert "Learning objectives" in reader and "Key takeaways" in reader and "Hints." not in reader
+    assert finding_problems(out) == []
 
 
 @pytest.mark.realdata

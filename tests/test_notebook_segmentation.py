@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import nbformat
 import pandas as pd
 import pytest
 from findings_checks import finding_problems
@@ -14,6 +15,28 @@ pytestmark = pytest.mark.notebook
 
 LEAD = ["customer_id", "segment", "cluster", "r_score", "f_score", "m_score", "value_tier"]
 TABLES = ["rfm", "customer_segments", "segment_profiles", "k_selection", "k_checks", "campaign_lists"]
+
+
+def _check_reader_outputs(out):
+    """No raw Python in the reader's view: nothing printed to stdout and no result shown as a bare repr
+    (sentences are Markdown, tables DataFrames); objectives first, takeaways last, a hint per exercise;
+    the explore page holds the segment list, the profiles and the segment scatter."""
+    nb = nbformat.read(out / f"{out.name}.ipynb", as_version=4)
+    printed = [(i, o.get("text", "")[:80]) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+               for o in c.get("outputs", []) if o.get("output_type") == "stream" and o.get("name") == "stdout"]
+    assert printed == []
+    # a result shown only as text/plain is a Python repr (a Path, list, dict ...), not a table or a sentence
+    reprs = [(i, o["data"]["text/plain"][:80]) for i, c in enumerate(nb.cells) if c.cell_type == "code"
+             for o in c.get("outputs", []) if o.get("output_type") in ("execute_result", "display_data")
+             and set(o.get("data", {})) == {"text/plain"}]
+    assert reprs == []
+    tags = [t for c in nb.cells for t in c.metadata.get("tags", [])]
+    assert nb.cells[1].metadata.get("tags") == ["objectives"] and nb.cells[-1].metadata.get("tags") == ["takeaways"]
+    assert tags.count("hint") == tags.count("exercise") == 3
+    page = (out / "explore.html").read_text(encoding="utf-8")
+    for anchor in ("segment_scatter", "customer_segments", "segment_profiles"):
+        assert f'id="{anchor}"' in page, anchor
+    assert "Plotly.newPlot" in page and "<script>alert" not in page
 
 
 def _check_outputs(out, n_customers=None):
@@ -32,8 +55,12 @@ def _check_outputs(out, n_customers=None):
     assert profiles["n_customers"].sum() == len(segs)
     findings = json.loads((out / "findings.json").read_text())
     assert findings["analysis"] == "segmentation" and 3 <= len(findings["findings"]) <= 5
-    for fig in ["k_selection", "rfm_heatmap", "segment_profiles", "segments_pca", "rfm_vs_cluster"]:
+    for fig in ["k_selection", "rfm_heatmap", "segment_profiles", "segment_sizes", "segments_pca", "rfm_vs_cluster"]:
         assert (out / "figures" / f"{fig}.png").exists(), fig
+    checks_file = out / "figures" / "figure_checks.json"  # print-size fonts, overlaps, legends over data
+    if checks_file.exists():
+        assert {k: v for k, v in json.loads(checks_file.read_text()).items() if v} == {}
+    _check_reader_outputs(out)
     # every number of the headline findings is in the report body; no p = 0, no True/False
     assert finding_problems(out) == []
     checks = pd.read_csv(out / "tables" / "k_checks.csv")

@@ -1,8 +1,10 @@
 """How numbers look in notebook outputs and HTML reports.
 
-:func:`setup` sets pandas display options so tables in the reports are readable: floats rounded
-to a sensible number of digits with thousands separators (``8,911,408``, ``12,345.68``, ``0.0312``,
-``1.2e-07``), at most 30 rows shown. The runner calls it in every kernel it starts
+:func:`setup` makes every DataFrame and Series a notebook displays go through the report table
+renderer (:func:`~ecrm_research.report.tables.render_table`: integers as integers, p-values,
+shares as percentages, money with a currency, no index column, text wrapped, at most 30 rows), and
+sets pandas' text display options (floats with thousands separators: ``8,911,408``,
+``12,345.68``, ``0.0312``, ``1.2e-07``). The runner calls it in every kernel it starts
 (``--IPKernelApp.exec_lines``), so the notebooks themselves need nothing; call it at the top of a
 notebook to get the same look in JupyterLab.
 
@@ -16,17 +18,16 @@ bottom layer, so that ``data/`` can use it too) and is re-exported here for the 
 from __future__ import annotations
 
 import math
-import re
+from pathlib import PurePath
 
 import pandas as pd
 from IPython import get_ipython
 
 from ..markup import escape_md
+from .tables import format_number, render_table
 
 __all__ = ["escape_md", "format_float", "frame_html", "setup"]
 
-#: integer columns that are labels, not quantities: no thousands separator (2024, not 2,024)
-_LABEL_COLUMN = re.compile(r"(^|_)(id|ids|year|row|line|no|code|zip|age|month|week|day|rank|k)($|_)", re.I)
 
 
 def format_float(value: float) -> str:
@@ -47,41 +48,22 @@ def format_float(value: float) -> str:
         return str(value)
     if math.isnan(v):
         return "NaN"
-    if math.isinf(v):
-        return "inf" if v > 0 else "-inf"
-    a = abs(v)
-    if a == 0:
-        return "0"
-    if a >= 100_000:
-        return f"{v:,.0f}"
-    if a >= 1:
-        return f"{v:,.2f}"
-    if a >= 0.001:
-        return f"{v:.3g}"
-    return f"{v:.2e}"
+    return format_number(v, whole_as_int=False, ascii_exponent=True)  # the tables' rules, as plain text
 
 
 def frame_html(df) -> str:
-    """HTML of a DataFrame as a notebook shows it, with thousands separators in integer columns
-    that hold quantities (not ids, years, row numbers ...) and :func:`format_float` for floats."""
+    """HTML of a DataFrame (or Series) as a notebook shows it: :func:`~ecrm_research.report.tables.render_table`
+    (integers as integers, p-values, shares as percentages, money with the session's currency, no
+    index column, text wrapped, long tables capped at ``display.max_rows``)."""
     try:
-        formatters = {}
-        for col, dtype in df.dtypes.items():
-            if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype) \
-                    and not _LABEL_COLUMN.search(str(col)) and df.columns.is_unique:
-                formatters[col] = lambda v: f"{v:,}" if isinstance(v, (int,)) or hasattr(v, "__index__") else str(v)
-        long = len(df) > pd.get_option("display.max_rows")  # as pandas: show min_rows of a long frame
-        return df.to_html(
-            max_rows=pd.get_option("display.min_rows") if long else None,
-            max_cols=pd.get_option("display.max_columns"), show_dimensions=pd.get_option("display.show_dimensions"),
-            formatters=formatters or None, float_format=format_float, notebook=True, border=1)
+        return render_table(df, max_rows=pd.get_option("display.max_rows") or 30)
     except Exception:  # never let a display nicety break a notebook
-        return df._repr_html_()
+        return df.to_frame()._repr_html_() if isinstance(df, pd.Series) else df._repr_html_()
 
 
 def setup(max_rows: int = 30) -> None:
     """Set pandas display options for readable tables (see module docstring); in IPython, also
-    show DataFrames with :func:`frame_html`."""
+    show DataFrames and Series with :func:`frame_html` (the report table renderer)."""
     pd.set_option("display.float_format", format_float)
     pd.set_option("display.max_rows", max_rows)
     pd.set_option("display.min_rows", min(max_rows, 20))
@@ -91,4 +73,8 @@ def setup(max_rows: int = 30) -> None:
     pd.set_option("styler.format.precision", 3)
     ip = get_ipython()
     if ip is not None:
-        ip.display_formatter.formatters["text/html"].for_type(pd.DataFrame, frame_html)
+        html = ip.display_formatter.formatters["text/html"]
+        html.for_type(pd.DataFrame, frame_html)
+        html.for_type(pd.Series, frame_html)  # a Series shows as a table, never as "dtype: float64" text
+        # a path a cell happens to return (out.table(...) as its last line) reads as text, not PosixPath('...')
+        ip.display_formatter.formatters["text/plain"].for_type(PurePath, lambda p, printer, cycle: printer.text(str(p)))

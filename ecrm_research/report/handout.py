@@ -1,7 +1,11 @@
 """Course material: student handouts and teacher keys from the analysis notebooks.
 
 Exercise convention (see ``docs/teaching.md``): a markdown cell tagged ``exercise`` holds the
-prompt; the code (or markdown) cells right after it tagged ``solution`` hold the teacher's answer.
+prompt; markdown cells right after it tagged ``hint`` hold hints (kept in the handout); the code
+(or markdown) cells after those tagged ``solution`` hold the teacher's answer.
+:func:`teaching_problems` checks the rest of the teaching convention (learning objectives and
+prerequisites at the top, key takeaways at the end, a written answer for every exercise, hints for
+multi-part ones, no matplotlib backend set in a notebook).
 :func:`write_handouts` writes, for every notebook::
 
     OUT/student/NN_name.ipynb   solutions replaced by a "your turn" placeholder cell (tag ``your-turn``)
@@ -31,12 +35,16 @@ from .notebooks import list_notebooks
 __all__ = [
     "EXERCISE_TAG",
     "SOLUTION_TAG",
+    "HINT_TAG",
+    "OBJECTIVES_TAG",
+    "TAKEAWAYS_TAG",
     "PLACEHOLDER_TAG",
     "HandoutError",
     "Exercise",
     "HandoutResult",
     "find_exercises",
     "student_version",
+    "teaching_problems",
     "teacher_version",
     "write_handouts",
     "your_turn",
@@ -44,6 +52,11 @@ __all__ = [
 
 EXERCISE_TAG = "exercise"
 SOLUTION_TAG = "solution"
+HINT_TAG = "hint"
+OBJECTIVES_TAG = "objectives"
+TAKEAWAYS_TAG = "takeaways"
+#: most parts an exercise may have (more: split it into two exercises)
+MAX_PARTS = 4
 PLACEHOLDER_TAG = "your-turn"
 _STRICT_ENV = "ECRM_STRICT_EXERCISES"
 
@@ -85,13 +98,16 @@ class Exercise:
     prompt_index : int
         Index of the prompt cell in the notebook.
     solution_indices : list of int
-        Indices of the solution cells right after the prompt (may be empty).
+        Indices of the solution cells after the prompt and its hints (may be empty).
+    hint_indices : list of int
+        Indices of the hint cells right after the prompt.
     """
 
     number: int
     title: str
     prompt_index: int
     solution_indices: list[int] = field(default_factory=list)
+    hint_indices: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -155,6 +171,13 @@ def find_exercises(nb: Any, *, where: str = "notebook") -> list[Exercise]:
                                    f"prompt; tag the code cell '{SOLUTION_TAG}' instead.")
             current = Exercise(len(out) + 1, _title(cell.source), i)
             out.append(current)
+        elif HINT_TAG in tags:
+            if cell.cell_type != "markdown":
+                raise HandoutError(f"{where}, cell {i}: the '{HINT_TAG}' tag belongs on a markdown cell.")
+            if current is None or current.solution_indices:
+                raise HandoutError(f"{where}, cell {i}: a '{HINT_TAG}' cell must come right after its "
+                                   f"'{EXERCISE_TAG}' prompt (or another hint), before the solution cells.")
+            current.hint_indices.append(i)
         elif SOLUTION_TAG in tags:
             if "parameters" in tags:
                 raise HandoutError(f"{where}, cell {i}: the parameters cell cannot be a solution.")
@@ -166,6 +189,54 @@ def find_exercises(nb: Any, *, where: str = "notebook") -> list[Exercise]:
             current = None
     _check_solutions_are_leaves(nb, out, where)
     return out
+
+
+_PART = re.compile(r"^\s{0,3}(?:\d+[.)]|\([a-z]\)|[a-z][.)])\s+\S", re.M)
+_SENTENCE = re.compile(r"[.!?](?:\s|$)")
+
+
+def exercise_parts(prompt: str) -> int:
+    """Number of parts of an exercise prompt: its numbered list items (``1.``, ``2)``, ``(a)``, ``b.``);
+    1 when it has no such list."""
+    return max(1, len(_PART.findall(prompt)))
+
+
+def teaching_problems(nb: Any, *, where: str = "notebook") -> list[str]:
+    """What a notebook misses of the teaching convention (``docs/teaching.md``); empty when none.
+
+    Checked: a markdown cell tagged ``objectives`` among the first three cells, with *Learning
+    objectives* and *Prerequisites*; the last cell a markdown cell tagged ``takeaways`` with *Key
+    takeaways*; every exercise answered in words (a markdown ``solution`` cell of at least two
+    sentences); a multi-part exercise (a numbered list in its prompt) has at most
+    :data:`MAX_PARTS` parts and at least one ``hint`` cell; no code cell sets a matplotlib backend
+    (``matplotlib.use``, ``%matplotlib``): the runner does, so a student's ``plt.show()`` works.
+    """
+    cells = nb.cells
+    problems = []
+    first = [c for c in cells[:3] if OBJECTIVES_TAG in _tags(c) and c.cell_type == "markdown"]
+    if not first:
+        problems.append(f"{where}: no markdown cell tagged '{OBJECTIVES_TAG}' among the first three cells")
+    elif not all(w in first[0].source.lower() for w in ("learning objectives", "prerequisites")):
+        problems.append(f"{where}: the '{OBJECTIVES_TAG}' cell needs 'Learning objectives' and 'Prerequisites'")
+    last = cells[-1] if cells else None
+    if last is None or TAKEAWAYS_TAG not in _tags(last) or "key takeaways" not in last.source.lower():
+        problems.append(f"{where}: the last cell must be a markdown cell tagged '{TAKEAWAYS_TAG}' "
+                        "with 'Key takeaways'")
+    for ex in find_exercises(nb, where=where):
+        written = [cells[i] for i in ex.solution_indices if cells[i].cell_type == "markdown"]
+        if not any(len(_SENTENCE.findall(c.source)) >= 2 for c in written):
+            problems.append(f"{where}, exercise {ex.number} ({ex.title}): no written answer "
+                            "(a markdown solution cell of at least two sentences)")
+        parts = exercise_parts(cells[ex.prompt_index].source)
+        if parts > MAX_PARTS:
+            problems.append(f"{where}, exercise {ex.number} ({ex.title}): {parts} parts; split it "
+                            f"(at most {MAX_PARTS})")
+        if parts > 1 and not ex.hint_indices:
+            problems.append(f"{where}, exercise {ex.number} ({ex.title}): {parts} parts but no '{HINT_TAG}' cell")
+    for i, c in enumerate(cells):
+        if c.cell_type == "code" and re.search(r"matplotlib\.use\(|^\s*%matplotlib", c.source, re.M):
+            problems.append(f"{where}, cell {i}: sets a matplotlib backend (the runner does)")
+    return problems
 
 
 def _names(source: str) -> tuple[set[str], set[str]]:
@@ -239,7 +310,8 @@ def student_version(nb: Any, *, where: str = "notebook") -> Any:
     """Copy of `nb` without outputs where each exercise's solution cells are replaced by one
     placeholder cell (tag ``your-turn``) that calls :func:`your_turn`."""
     exercises = find_exercises(nb, where=where)
-    by_prompt = {ex.prompt_index: ex for ex in exercises}
+    # the placeholder goes after the prompt's hints (or the prompt itself)
+    by_prompt = {(ex.hint_indices[-1] if ex.hint_indices else ex.prompt_index): ex for ex in exercises}
     drop = {i for ex in exercises for i in ex.solution_indices}
     out = _strip_notebook(nb)
     cells = []
@@ -260,6 +332,10 @@ def teacher_version(nb: Any, *, where: str = "notebook") -> Any:
     out = _strip_notebook(nb)
     out.cells = [_clean(c) for c in nb.cells]
     for ex in exercises:
+        for i in ex.hint_indices:
+            c = out.cells[i]
+            if not c.source.startswith("**Hint"):
+                c.source = f"**Hint - Exercise {ex.number}**\n\n{c.source}"
         for i in ex.solution_indices:
             c = out.cells[i]
             head = (f"# SOLUTION - Exercise {ex.number}" if c.cell_type == "code"

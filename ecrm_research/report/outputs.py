@@ -12,6 +12,8 @@ keeps every value exactly as the analysis produced it.
 
 from __future__ import annotations
 
+import base64
+import html as html_lib
 import json
 import math
 import re
@@ -22,9 +24,19 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from IPython import get_ipython
-from IPython.display import Image, display
+from IPython.display import HTML, display
 
 from ..paths import REPORTS_DIR
+from .explore import (
+    EXPLORE_PAGE,
+    ExploreItem,
+    explore_anchor,
+    explore_figure_html,
+    explore_table_html,
+    write_explore_page,
+)
+from .figure_quality import figure_problems
+from .tables import render_table, set_default_currency
 
 __all__ = ["FORMULA_PREFIXES", "ReportOutputs", "neutralise_formulas"]
 
@@ -116,6 +128,16 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def _alt_text(fig: Any, name: str) -> str:
+    """A figure's text alternative: its suptitle and axes titles, else its file name in words."""
+    titles = []
+    suptitle = fig.get_suptitle().strip() if hasattr(fig, "get_suptitle") else ""  # matplotlib >= 3.8
+    if suptitle:
+        titles.append(suptitle)
+    titles += [ax.get_title().strip() for ax in fig.axes if ax.get_title().strip()]
+    return "Figure: " + ("; ".join(dict.fromkeys(titles)) if titles else name.replace("_", " "))
+
+
 def _in_kernel() -> bool:
     """True inside a Jupyter kernel (papermill, JupyterLab), where figures are displayed."""
     ip = get_ipython()
@@ -131,6 +153,12 @@ class ReportOutputs:
         Folder for this analysis (created). ``None`` means ``reports/<name>`` in the project.
     name : str
         Short analysis name (``association``, ``churn`` ...).
+    currency : str, optional
+        ISO code of the money in the data (``"EUR"``, ``"GBP"`` ...): money columns of every table
+        shown in this kernel carry it (:func:`~ecrm_research.report.tables.set_default_currency`).
+        ``None``: plain numbers.
+    title : str, optional
+        Title of the interactive page (``explore.html``); default the name.
 
     Examples
     --------
@@ -140,8 +168,14 @@ class ReportOutputs:
     >>> out.write_findings("What data do we have?")       # doctest: +SKIP
     """
 
-    def __init__(self, out_dir: str | Path | None, name: str):
+    def __init__(self, out_dir: str | Path | None, name: str, *, currency: str | None = None,
+                 title: str | None = None):
         self.name = name
+        self.title = title or name
+        self.currency = currency or None
+        set_default_currency(self.currency)
+        self.explore_items: list[ExploreItem] = []
+        self.figure_checks: dict[str, list[str]] = {}
         self.dir = Path(out_dir) if out_dir is not None else REPORTS_DIR / name
         self.tables_dir = self.dir / "tables"
         self.figures_dir = self.dir / "figures"
@@ -150,8 +184,15 @@ class ReportOutputs:
         self.findings: list[dict[str, Any]] = []
         self.key_figure: str | None = None
 
-    def table(self, df: pd.DataFrame, name: str, *, parquet: bool = False, index: bool = False) -> Path:
+    def table(self, df: pd.DataFrame, name: str, *, parquet: bool = False, index: bool = False,
+              show: bool | pd.DataFrame = False, caption: str | None = None,
+              kinds: dict[str, str] | None = None, max_rows: int = 30) -> Path:
         """Write ``tables/<name>.csv`` (and ``.parquet`` when types matter); return the CSV path.
+
+        ``show=True`` also displays the table in the notebook with the report renderer
+        (:func:`~ecrm_research.report.tables.render_table`: `caption`, column `kinds`, at most
+        `max_rows` rows and a link to the CSV). ``show=<DataFrame>`` displays that frame instead
+        (the columns a reader needs) with the same link to the full CSV.
 
         CSV floats carry 12 significant digits: enough for every published figure we check, and it
         hides last-bit round-off (~1e-14) that iterative solvers (semopy's SEM) show between runs,
@@ -179,10 +220,47 @@ class ReportOutputs:
                     pq[col] = pq[col].map(
                         lambda v: sorted(map(str, v)) if isinstance(v, (frozenset, set, tuple)) else v)
             pq.to_parquet(self.tables_dir / f"{name}.parquet", index=index)
+        if show is not False and _in_kernel():
+            shown = show if isinstance(show, pd.DataFrame) else df
+            display(HTML(render_table(shown, caption=caption, currency=self.currency, kinds=kinds,
+                                      max_rows=max_rows, csv_href=f"tables/{name}.csv")))
         return path
 
-    def figure(self, fig_or_ax: Any, name: str, *, dpi: int = 110, key: bool = False, show: bool = True) -> Path:
+    def explore_table(self, df: pd.DataFrame, name: str, *, title: str, description: str | None = None,
+                      kinds: dict[str, str] | None = None) -> Path:
+        """Add a sortable, searchable, filterable table to ``explore.html`` (see
+        :mod:`~ecrm_research.report.explore`) and show a link to it in the notebook; return the page."""
+        csv = self.tables_dir / f"{name}.csv"
+        html_ = explore_table_html(df, name, kinds=kinds, currency=self.currency,
+                                   csv_href=f"tables/{name}.csv" if csv.is_file() else None)
+        return self._explore(ExploreItem(name, title, description, html_),
+                             f"All {len(df):,} rows to sort, search and filter")
+
+    def explore_figure(self, fig: Any, name: str, *, title: str, description: str | None = None) -> Path:
+        """Add an interactive plotly figure (hover details, zoom) to ``explore.html``; return the page.
+        The static matplotlib figure stays in the report and its PDF."""
+        html_ = explore_figure_html(fig, name)
+        return self._explore(ExploreItem(name, title, description, html_, needs_plotly=True),
+                             "Interactive chart with hover details and zoom")
+
+    def _explore(self, item: ExploreItem, what: str) -> Path:
+        anchor = explore_anchor(item.name)  # "at risk" and "at-risk" share an anchor: one replaces the other
+        self.explore_items = [i for i in self.explore_items if explore_anchor(i.name) != anchor] + [item]
+        page = write_explore_page(self.dir, self.title, self.explore_items)
+        if _in_kernel():
+            href = f"{EXPLORE_PAGE}#{anchor}"
+            display(HTML(f'<p class="ecrm-explore-link">{html_lib.escape(what)} (works offline): '
+                         f'<a href="{html_lib.escape(href, quote=True)}">{html_lib.escape(item.title)}</a></p>'))
+        return page
+
+    def figure(self, fig_or_ax: Any, name: str, *, dpi: int = 110, key: bool = False, show: bool = True,
+               alt: str | None = None) -> Path:
         """Save a matplotlib Figure (or the figure of an Axes) to ``figures/<name>.png``.
+
+        The figure is shown with `alt` as its text alternative (default: the figure's and its
+        axes' titles, else the name), for screen readers and for a reader whose image fails to
+        load. Its readability at print size is checked (:func:`~.figure_quality.figure_problems`)
+        and recorded in ``figures/figure_checks.json``.
 
         ``key=True`` marks the analysis' key figure: the report index shows it on the card.
         ``show=True`` (in a Jupyter kernel only) displays the saved PNG and closes the figure, so
@@ -195,12 +273,18 @@ class ReportOutputs:
             raise TypeError(f"figure(): expected a matplotlib Figure or Axes, got {type(fig_or_ax).__name__}")
         path = self.figures_dir / f"{name}.png"
         fig.savefig(path, dpi=dpi, bbox_inches="tight")
+        # print-size fonts, overlapping labels, legends over data: recorded for the report-quality check
+        self.figure_checks[name] = figure_problems(fig, dpi=dpi)
+        (self.figures_dir / "figure_checks.json").write_text(json.dumps(self.figure_checks, indent=1), encoding="utf-8")
         if key:
             self.key_figure = f"figures/{name}.png"
         if show and _in_kernel():
             import matplotlib.pyplot as plt  # lazy: only in a kernel, where a figure is shown
 
-            display(Image(data=path.read_bytes(), format="png"))
+            text = alt or _alt_text(fig, name)
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            display(HTML(f'<img class="ecrm-figure" src="data:image/png;base64,{data}" '
+                         f'alt="{html_lib.escape(text, quote=True)}">'))
             plt.close(fig)
         return path
 

@@ -23,7 +23,7 @@ makes the run stop before any kernel starts, naming the files (:class:`OutputFol
 With ``force=True`` (``--force``) the run writes beside them and never deletes them; a file the
 notebook writes under the same name (e.g. ``tables/rules.csv``) replaces it, as do the fixed names
 ``<name>.ipynb``, ``run.json``, ``report.html``, ``report_student.html``, ``report.pdf``,
-``findings.json``, ``index.html``, ``manifest.json``.
+``findings.json``, ``explore.html``, ``index.html``, ``manifest.json``, ``glossary.html``.
 
 :func:`output_lock` makes a second run into the same folder stop at once: ``OUT/.ecrm.lock`` is
 created with ``O_EXCL`` and holds the owner's pid; a lock whose process is gone is stale and taken
@@ -56,7 +56,7 @@ __all__ = ["OutputRecord", "output_lock", "OutputFolderError", "OutputLockedErro
 RECORD_NAME = ".ecrm-run.json"
 LOCK_NAME = ".ecrm.lock"
 #: files the tool writes at the output root
-ROOT_FILES = ("index.html", "manifest.json")
+ROOT_FILES = ("index.html", "manifest.json", "glossary.html")
 #: foreign files named in an error message (the rest are counted)
 SHOWN_FILES = 10
 _FIXED = ("run.json", "report.html", "report_student.html", "report.pdf", "findings.json")
@@ -423,6 +423,8 @@ def _legacy_root_file(path: Path) -> bool:
         return False
     if path.name == "index.html":
         return _INDEX_SIGNATURE in text
+    if path.name == "glossary.html":  # written with the index since the glossary exists
+        return '<nav class="ecrm-nav"><a href="index.html">' in text and "<h1>Glossary</h1>" in text
     if path.name == "manifest.json":
         try:
             return isinstance(json.loads(text), dict) and "manifest_version" in json.loads(text)

@@ -4,19 +4,21 @@
 the student version (with the code); both stand alone and open offline. nbconvert is called only
 from this module, so its API drift is handled here.
 
-Public names: :func:`render_reports`, :func:`needs_scripts`, :func:`forbid_scripts`, :data:`REPORT_CSS`,
+Public names: :func:`render_reports`, :func:`add_navigation`, :func:`needs_scripts`, :func:`forbid_scripts`,
+:data:`REPORT_CSS`,
 :data:`READER_DROP`, :data:`STUDENT_DROP`, :data:`NO_SCRIPT_CSP`.
 """
 
 from __future__ import annotations
 
+import html as html_lib
 import re
 from pathlib import Path
 from typing import Any
 
 REPORT_CSS = Path(__file__).parent / "templates" / "report.css"
-#: cells dropped from the reports: exercises in neither, solutions not in the student report
-READER_DROP = {"remove-cell", "remove_cell", "exercise", "solution", "your-turn"}
+#: cells dropped from the reports: exercises and their hints in neither, solutions not in the student report
+READER_DROP = {"remove-cell", "remove_cell", "exercise", "hint", "solution", "your-turn"}
 STUDENT_DROP = {"remove-cell", "remove_cell", "solution"}
 #: put into the ``<head>`` of every report that needs no script: the browser (and the PDF printer)
 #: then refuses any script, inline event handler (``onerror=...``) or plugin in the page
@@ -72,6 +74,7 @@ def render_reports(notebook: str | Path, out_dir: str | Path, *, title: str | No
             nb, resources={"metadata": {"name": name, "path": str(nb_path.parent)}}
         )
         body = _self_contained(body, keep_mathjax=keep_mathjax)
+        body = add_navigation(body, kind=kind, explore=(out_dir / "explore.html").is_file())
         if css:
             body = body.replace("</head>", f'<style id="ecrm-report-css">\n{css}\n</style>\n</head>', 1)
         target.write_text(body, encoding="utf-8")
@@ -106,6 +109,48 @@ def _exporter(kind: str) -> Any:
         exporter.register_preprocessor(tags, enabled=True)
         _EXPORTERS[kind] = exporter
     return _EXPORTERS[kind]
+
+
+_HEADING_RE = re.compile(r'<h([23])\s+id="([^"]+)"[^>]*>(.*?)</h\1>', re.S)
+_TAG_RE = re.compile(r"<[^>]+>")
+_BODY_RE = re.compile(r"<main[^>]*>|<body[^>]*>", re.I)
+
+
+def add_navigation(html: str, *, kind: str = "reader", explore: bool = False) -> str:
+    """Put a navigation bar and a table of contents at the top of a rendered report.
+
+    The bar links back to the index (``../index.html``), to the glossary (``../glossary.html``), to
+    the other version of the report and, when the notebook wrote one, to the interactive page
+    (``explore.html``). The contents list every section (``##``) and subsection (``###``) heading
+    with nbconvert's anchors. Idempotent: a report that has a bar is returned unchanged.
+    """
+    if 'class="ecrm-nav"' in html:
+        return html
+
+    other = ('<a href="report_student.html">Report with code</a>' if kind == "reader"
+             else '<a href="report.html">Report without code</a>')
+    links = ['<a class="ecrm-back" href="../index.html">← All reports</a>',
+             '<a href="../glossary.html">Glossary</a>', other]
+    if explore:
+        links.append('<a href="explore.html">Explore (interactive tables and charts)</a>')
+    sections: list[tuple[str, str, list[tuple[str, str]]]] = []  # (anchor, label, subsections)
+    for level, anchor, text in _HEADING_RE.findall(html):
+        label = html_lib.unescape(_TAG_RE.sub("", text)).replace("¶", "").strip()
+        if not label:
+            continue
+        if level == "3" and sections:
+            sections[-1][2].append((anchor, label))
+        else:  # a section, or a subsection before the first section
+            sections.append((anchor, label, []))
+    items = []
+    for anchor, label, subs in sections:
+        sub = "".join(f'<li><a href="#{a}">{html_lib.escape(t)}</a></li>' for a, t in subs)
+        items.append(f'<li><a href="#{anchor}">{html_lib.escape(label)}</a>{f"<ol>{sub}</ol>" if sub else ""}</li>')
+    toc = (f'<details class="ecrm-toc" open><summary>Contents</summary><ol>{"".join(items)}</ol></details>'
+           if items else "")
+    block = f'<nav class="ecrm-nav" aria-label="Report navigation">{" ".join(links)}</nav>{toc}'
+    m = _BODY_RE.search(html)
+    return html[:m.end()] + block + html[m.end():] if m else block + html
 
 
 _MATH_RE = re.compile(r"(?<!\\)\$[^$\n]+?(?<!\\)\$|\\\(|\\\[|\\begin\{")

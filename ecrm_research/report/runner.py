@@ -94,7 +94,11 @@ for _logger in ("papermill", "papermill.translators", "papermill.parameterize"):
     logging.getLogger(_logger).addFilter(_DropUnknownParameterWarning())
 
 #: run in every kernel before the notebook: readable tables (rounded floats, thousands separators)
-_KERNEL_SETUP = "import ecrm_research.report.display as _ecrm_display; _ecrm_display.setup(); del _ecrm_display"
+#: run in every kernel before the first cell: the report table renderer for DataFrames, and matplotlib's
+#: inline backend set here (not in the notebooks), so a student's own ``plt.show()`` draws in JupyterLab too
+_KERNEL_SETUP = ("import ecrm_research.report.display as _ecrm_display; _ecrm_display.setup(); del _ecrm_display; "
+                 "import matplotlib as _ecrm_mpl; _ecrm_mpl.use('module://matplotlib_inline.backend_inline'); "
+                 "del _ecrm_mpl")
 
 SAVE_EVERY_SECONDS = 5.0
 """How often the executed notebook is written while it runs (papermill writes it at every cell
