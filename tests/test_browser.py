@@ -234,7 +234,9 @@ def _check_site(root: Path, browser: Browser, shots: Path) -> dict[str, str]:
         if run.get("pdf", {}).get("status") == "ok":
             assert (folder / "report.pdf").read_bytes()[:5] == b"%PDF-"
         if (folder / "explore.html").is_file():  # the interactive page: scripts on, offline, no console error
-            _check_page(browser, folder / "explore.html", shots, root)
+            info = _check_page(browser, folder / "explore.html", shots, root)
+            quality = _quality_problems(info, folder / "explore.html")
+            assert not quality, "explore-page problems:\n" + "\n".join(quality)
         checks = folder / "figures" / "figure_checks.json"
         if checks.is_file():
             bad = {k: v for k, v in json.loads(checks.read_text()).items() if v}

@@ -49,7 +49,7 @@ nav.ecrm-nav a { color: #0b5cad; margin-right: 1.2rem; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; border-bottom: 1px solid #d9e2ec; padding-bottom: .2rem;
      margin-top: 2rem; }
 p.ecrm-note { color: #616e7c; font-size: 14px; }
-section.ecrm-explore { margin-bottom: 2.5rem; }
+section.ecrm-explore { margin-bottom: 2.5rem; overflow-x: auto; }  /* a wide table scrolls inside its section */
 .ecrm-explore table.dataTable { font-size: 13px; }
 .ecrm-explore table.dataTable td { white-space: normal; max-width: 28rem; }
 .ecrm-plot { width: 100%; min-height: 480px; }

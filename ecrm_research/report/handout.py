@@ -397,8 +397,9 @@ def write_handouts(out_dir: str | Path, notebooks_dir: str | Path | None = None)
 
 def _write_readme(out: Path, results: list[HandoutResult]) -> None:
     lines = ["# Course handouts", "",
-             "* `student/` - notebooks to hand out: each exercise has a *YOUR TURN* cell to fill in.",
-             "* `teacher/` - the key: the same notebooks with the solutions.", "",
+             "* `student/` - notebooks to hand out: each exercise has a *YOUR TURN* cell to fill in, after "
+             "its hints (exercises with several parts always have them).",
+             "* `teacher/` - the key: the same notebooks with the solutions, each answered in words.", "",
              "Both run end to end: `ecrm run all --notebooks-dir student --out reports-student`.",
              "Unfilled exercises print a reminder; `ECRM_STRICT_EXERCISES=1` makes them fail instead.", "",
              "| notebook | exercises |", "|---|---|"]
