@@ -34,7 +34,7 @@ import hashlib
 import html
 import math
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import date, datetime
 from typing import Any
 
@@ -349,10 +349,6 @@ def _table_id(df: pd.DataFrame, caption: str | None) -> str:
     return "t" + h.hexdigest()[:10]
 
 
-def _formatters(kinds: dict[str, str], currency: str | None) -> dict[str, Callable[[Any], str]]:
-    return {col: (lambda v, k=kind: format_cell(v, k, currency)) for col, kind in kinds.items()}
-
-
 def render_table(data: pd.DataFrame | pd.Series, *, caption: str | None = None, currency: str | None = None,
                  kinds: Mapping[str, str] | None = None, max_rows: int = 30, csv_href: str | None = None,
                  engine: str = "auto") -> str:
@@ -411,8 +407,9 @@ def render_table(data: pd.DataFrame | pd.Series, *, caption: str | None = None, 
                 f'{html.escape(csv_href)}</a></p>')
     numeric = [c for c, k in kinds_.items() if k in ("int", "float", "p", "share", "money")]
     use_gt = engine == "great_tables" or engine == "auto" and _has_great_tables()
-    body = (_great_table(formatted, numeric, caption, _table_id(df, caption)) if use_gt
-            else _styler_table(formatted, numeric, caption, _table_id(df, caption)))
+    table_id = _table_id(formatted, f"{caption}|{n_rows}")  # the shown rows only: cheap for a long table
+    body = (_great_table(formatted, numeric, caption, table_id) if use_gt
+            else _styler_table(formatted, numeric, caption, table_id))
     return f'<div class="ecrm-table{_width_class(formatted, set(numeric))}">{body}</div>{note}'
 
 
