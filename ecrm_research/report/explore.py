@@ -17,6 +17,7 @@ can end the script it sits in, and titles and descriptions are escaped.
 
 from __future__ import annotations
 
+import functools
 import html
 import json
 import math
@@ -245,7 +246,10 @@ def _plotly_asset(folder: Path) -> str:
     return rel
 
 
+@functools.lru_cache(maxsize=1)
 def _datatables_init() -> str:
+    """The DataTables bundle as itables' offline init block (~1 MB, base64): built once per process,
+    as the page is rewritten at every explore_* call."""
     import itables
     from itables.javascript import generate_init_offline_itables_html
 
